@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything they need is set up here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export DAGSTER_HOME := $(CURDIR)/data/dagster_home
+
+.PHONY: setup demo test ui sample clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+demo: setup $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m retail_lakehouse.demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+ui: setup $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+# Regenerates the committed sample of drops (data/sample/landing).
+sample: setup
+	rm -rf data/sample/landing
+	$(BIN)/python -m retail_lakehouse.generator --out data/sample/landing --start 2026-09-01 --days 3 --seed 42 --scale 0.01
+
+clean:
+	rm -rf data/landing data/lakehouse data/dagster_home
