@@ -5,14 +5,27 @@ Every environment shares the asset code and the resource keys (`io_manager`, `la
 """
 
 
+import warnings
+
 import dagster as dg
 
 from retail_lakehouse.bronze.assets import build_bronze_assets
 from retail_lakehouse.landing import LocalLandingZone
+from retail_lakehouse.orchestration import (
+    build_daily_schedule,
+    build_failure_sensor,
+    build_lakehouse_job,
+    build_landing_sensor,
+)
 from retail_lakehouse.partitions import daily_partitions
 from retail_lakehouse.resources import CardTokenizer
 from retail_lakehouse.settings import Settings
 from retail_lakehouse.storage import AUDIT_LOG_KEY, LocalDeltaIOManager
+
+
+# `backfill_policy` is beta in 1.13, and single-run backfills are the design: say it once, here.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
@@ -36,6 +49,7 @@ def _card_tokenizer(settings: Settings) -> CardTokenizer:
 def build_defs(settings: Settings) -> dg.Definitions:
     partitions = daily_partitions(settings.start_date)
     assets = build_bronze_assets(partitions)
+    job = build_lakehouse_job()
     audit_log = dg.AssetSpec(
         AUDIT_LOG_KEY,
         group_name="ops",
@@ -44,6 +58,12 @@ def build_defs(settings: Settings) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=[*assets, audit_log],
+        jobs=[job],
+        schedules=[build_daily_schedule(job, settings.start_date, settings.late_data_days)],
+        sensors=[
+            build_landing_sensor(job, settings.start_date, settings.late_data_days),
+            build_failure_sensor(),
+        ],
         resources=build_resources(settings),
         # Steps share one process: a subprocess per step costs ~1 s of imports and buys nothing
         # when the work is Polars in memory.

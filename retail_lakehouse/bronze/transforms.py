@@ -98,9 +98,12 @@ def read_csv_drop(data: bytes, columns: tuple[str, ...]) -> pl.DataFrame:
         )
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
-    return frame.select(columns).with_row_index("_row_number", offset=1).with_columns(
-        pl.col("_row_number").cast(pl.Int64)
-    )
+    return _numbered(frame.select(columns))
+
+
+def _numbered(frame: pl.DataFrame) -> pl.DataFrame:
+    """Append `_row_number`: 1-based position of each record in its file."""
+    return frame.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_row_number"))
 
 
 def read_jsonl_drop(data: bytes, columns: tuple[str, ...]) -> pl.DataFrame:
@@ -118,7 +121,7 @@ def read_jsonl_drop(data: bytes, columns: tuple[str, ...]) -> pl.DataFrame:
             raise MalformedDrop(f"line {number} is not a JSON object")
         rows.append([None if obj.get(c) is None else str(obj[c]) for c in columns])
     frame = pl.DataFrame(rows, schema={c: pl.String for c in columns}, orient="row")
-    return frame.with_row_index("_row_number", offset=1).with_columns(pl.col("_row_number").cast(pl.Int64))
+    return _numbered(frame)
 
 
 _NON_DIGITS = re.compile(r"\D")

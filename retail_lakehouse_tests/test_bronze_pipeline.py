@@ -1,0 +1,147 @@
+"""Bronze through Dagster on generated drops: windows, re-runs, backfills, rejected files, PCI."""
+
+import datetime as dt
+import os
+import re
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from retail_lakehouse.landing import ALL_SOURCES, SOURCE_COLUMNS
+from retail_lakehouse.orchestration import MEDALLION
+from retail_lakehouse_tests.conftest import START, make_lake
+
+import dagster as dg
+
+BRONZE = dg.AssetSelection.groups("bronze")
+BRONZE_TABLES = [*ALL_SOURCES, "rejected_files"]
+
+
+def _bronze_tables(lake) -> dict[str, pl.DataFrame]:
+    # Ingestion time is the one column allowed to differ between runs.
+    return {
+        t: lake.read(f"bronze/{t}").drop("_ingested_at").sort("_source_file", *(["_row_number"] if t != "rejected_files" else []))
+        for t in BRONZE_TABLES
+    }
+
+
+def test_rerunning_a_partition_or_a_range_twice_leaves_the_rows_of_one_run(generated_landing, tmp_path):
+    lake = make_lake(tmp_path, generated_landing)
+    day = START + dt.timedelta(days=3)
+    lake.run(START, START + dt.timedelta(days=9), selection=BRONZE)
+    once = _bronze_tables(lake)
+    lake.run(day, selection=BRONZE)
+    lake.run(day, selection=BRONZE)
+    lake.run(START + dt.timedelta(days=2), START + dt.timedelta(days=6), selection=BRONZE)
+    lake.run(START + dt.timedelta(days=2), START + dt.timedelta(days=6), selection=BRONZE)
+    again = _bronze_tables(lake)
+    for table in BRONZE_TABLES:
+        assert_frame_equal(once[table], again[table])
+    sales = once["sales_returns"]
+    assert sales.height > 0
+    assert sales.group_by("_source_file", "_row_number").len()["len"].max() == 1
+
+
+def test_single_run_backfill_of_thirty_days_equals_thirty_daily_runs(generated_landing, tmp_path):
+    last = START + dt.timedelta(days=29)
+    backfill = make_lake(tmp_path / "a", generated_landing)
+    result = backfill.run(START, last, selection=BRONZE)
+    assert len({e.run_id for e in result.all_events}) == 1
+    daily = make_lake(tmp_path / "b", generated_landing)
+    for i in range(30):
+        daily.run(START + dt.timedelta(days=i), selection=BRONZE)
+    a, b = _bronze_tables(backfill), _bronze_tables(daily)
+    for table in BRONZE_TABLES:
+        assert_frame_equal(a[table], b[table])
+    assert a["sales_returns"]["drop_date"].n_unique() == 30
+
+
+def test_cli_partition_range_backfill_is_one_run_and_matches_the_python_run(generated_landing, tmp_path):
+    """The README's backfill command, run as a user would."""
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "RETAIL_LAKEHOUSE_LANDING_ROOT": str(generated_landing),
+        "RETAIL_LAKEHOUSE_LAKE_ROOT": str(tmp_path / "cli" / "lakehouse"),
+        "RETAIL_LAKEHOUSE_START_DATE": START.isoformat(),
+        "RETAIL_LAKEHOUSE_TOKEN_KEY": "test-key-not-secret",
+    }
+    (tmp_path / "home").mkdir()
+    dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
+    cmd = [dagster, "asset", "materialize", "-m", "retail_lakehouse.definitions", "--select", "group:bronze",
+           "--partition-range", "2026-09-01...2026-09-05"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(set(re.findall(r"RUN_SUCCESS", proc.stderr + proc.stdout))) == 1
+    cli = pl.read_delta(str(tmp_path / "cli" / "lakehouse" / "bronze" / "customer"))
+    assert sorted(cli["drop_date"].unique().to_list()) == [START + dt.timedelta(days=i) for i in range(5)]
+
+
+def test_malformed_files_are_rejected_with_their_reason_and_the_rest_loads(tmp_path):
+    from retail_lakehouse.generator import MALFORMED_KINDS, generate
+
+    landing = tmp_path / "landing"
+    summary = generate(landing, START, 40, seed=11, scale=0.01)
+    assert set(summary.malformed_files.values()) == set(MALFORMED_KINDS)
+    lake = make_lake(tmp_path, landing)
+    lake.run(START, START + dt.timedelta(days=39), selection=BRONZE)
+    rejected = lake.read("bronze/rejected_files")
+    assert dict(zip(rejected["_source_file"], rejected["reason"])).keys() == summary.malformed_files.keys()
+    expected_prefix = {"wrong_header": "wrong header", "wrong_delimiter": "wrong delimiter", "not_utf8": "not UTF-8", "truncated": "truncated"}
+    for path, reason in zip(rejected["_source_file"], rejected["reason"]):
+        assert reason.startswith(expected_prefix[summary.malformed_files[path]]), (path, reason)
+    for path in summary.malformed_files:
+        source = path.split("/")[0]
+        table = lake.read(f"bronze/{source}")
+        assert path not in table["_source_file"].to_list()
+        # The regular drop of the same day still loaded.
+        day = dt.datetime.strptime(path.split("_")[-2], "%Y%m%d").date()
+        assert table.filter(pl.col("drop_date") == day).height > 0
+
+
+def test_a_missing_daily_drop_fails_its_partition_naming_source_date_and_folder(landing_copy, tmp_path):
+    day = START + dt.timedelta(days=2)
+    for f in (landing_copy / "loyalty").glob(f"loyalty_{day:%Y%m%d}_*.csv"):
+        f.unlink()
+    lake = make_lake(tmp_path, landing_copy)
+    result = lake.run(START, START + dt.timedelta(days=4), selection=BRONZE, raise_on_error=False)
+    assert not result.success
+    failures = {e.step_key: e.step_failure_data.user_failure_data for e in result.all_events if e.is_step_failure}
+    assert set(failures) == {"bronze__loyalty"}
+    description = failures["bronze__loyalty"].description
+    assert f"no loyalty drop for {day}" in description
+    assert str(landing_copy.absolute() / "loyalty") in description
+    # Stores arrive only when they change: the days without a store drop did not fail.
+    assert lake.read("bronze/store").height > 0
+
+
+def test_no_card_number_reaches_any_table(generated_landing, tmp_path):
+    lake = make_lake(tmp_path, generated_landing)
+    lake.run(START, START + dt.timedelta(days=39), selection=MEDALLION)
+    raw = pl.concat(
+        [pl.read_csv(f, infer_schema=False, columns=["card_number"]) for f in sorted((generated_landing / "payment_refund").glob("*.csv"))
+         if not _malformed(f)]
+    )
+    numbers = raw["card_number"].drop_nulls().str.replace_all(r"\D", "").unique().to_list()
+    assert len(numbers) > 50
+    standalone = r"(?:^|[^0-9A-Za-z])(?:\d[ -]?){12,18}\d(?:$|[^0-9A-Za-z])"
+    tables = [p for p in (tmp_path / "lakehouse").glob("*/*") if (p / "_delta_log").is_dir()]
+    assert len(tables) >= len(BRONZE_TABLES)
+    for path in tables:
+        frame = pl.read_delta(str(path))
+        for name, dtype in frame.schema.items():
+            if dtype == pl.String:
+                col = frame.get_column(name).drop_nulls()
+                assert not col.str.contains_any(numbers).any(), f"card number in {path.name}.{name}"
+                assert not col.str.contains(standalone).any(), f"13-19 digit number in {path.name}.{name}"
+
+
+def _malformed(path) -> bool:
+    try:
+        pl.read_csv(path, infer_schema=False, n_rows=1, columns=["card_number"])
+        return False
+    except Exception:
+        return True

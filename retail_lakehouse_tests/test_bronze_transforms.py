@@ -1,0 +1,96 @@
+"""Bronze parsing pinned on a few hand-written bytes: what loads, what is rejected and why."""
+
+import datetime as dt
+import hashlib
+import hmac
+
+import polars as pl
+import pytest
+
+from retail_lakehouse.bronze.transforms import MalformedDrop, read_csv_drop, read_jsonl_drop, tokenize_cards, with_lineage
+from retail_lakehouse.landing import POS_COLUMNS, SOURCE_COLUMNS, Drop
+
+COLS = ("a", "b", "c")
+
+
+def test_fields_stay_text_as_delivered_and_rows_are_numbered_from_one():
+    frame = read_csv_drop(b'a,b,c\n001,"x, y",\n2.50,,"say ""hi"""\n', COLS)
+    assert frame.schema == pl.Schema({"a": pl.String, "b": pl.String, "c": pl.String, "_row_number": pl.Int64})
+    assert frame.rows() == [("001", "x, y", None, 1), ("2.50", None, 'say "hi"', 2)]
+
+
+def test_quoted_newline_is_one_record():
+    frame = read_csv_drop(b'a,b,c\n1,"two\nlines",3\n4,5,6\n', COLS)
+    assert frame["b"].to_list() == ["two\nlines", "5"]
+    assert frame["_row_number"].to_list() == [1, 2]
+
+
+def test_header_only_file_is_an_empty_valid_drop():
+    assert read_csv_drop(b"a,b,c\n", COLS).height == 0
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"a,x,c\n1,2,3\n", "wrong header: missing ['b'], unexpected ['x']"),
+        (b"a;b;c\n1;2;3\n", "wrong delimiter: the header is separated by semicolons, expected commas"),
+        (b"a,b,c\n1,M\xfcller,3\n", "not UTF-8: byte 0xfc at offset 9 (line 2)"),
+        (b"a,b,c\n1,2,3\n4,5", "truncated: the last record (line 3) is incomplete and has no line break"),
+        (b'a,b,c\n1,2,3\n4,5,"six', "truncated: the last record (line 3) is incomplete and has no line break"),
+    ],
+)
+def test_unparseable_file_is_rejected_with_its_reason(data, reason):
+    with pytest.raises(MalformedDrop) as e:
+        read_csv_drop(data, COLS)
+    assert e.value.reason == reason
+
+
+def test_short_or_long_row_inside_the_file_rejects_the_whole_file_without_quoting_it():
+    with pytest.raises(MalformedDrop) as e:
+        read_csv_drop(b"a,b,c\n1,2,3\n4111111111111111,5\n7,8,9,10\n", COLS)
+    assert "2 record(s) with a field count different from the header's 3" in e.value.reason
+    assert "4111" not in e.value.reason
+
+
+def test_last_record_without_line_break_but_complete_is_accepted():
+    assert read_csv_drop(b"a,b,c\n1,2,3\n4,5,6", COLS).height == 2
+
+
+def test_card_number_becomes_keyed_token_and_last_four_digits():
+    frame = pl.DataFrame({"payment_id": ["P1", "P2", "P3"], "card_number": ["4111 1111-1111 1111", None, "  "]})
+    out = tokenize_cards(frame, b"k3y")
+    assert out.columns == ["payment_id", "card_token", "card_last4"]
+    expected = hmac.new(b"k3y", b"4111111111111111", hashlib.sha256).hexdigest()
+    assert out.rows() == [("P1", expected, "1111"), ("P2", None, None), ("P3", None, None)]
+    assert tokenize_cards(frame, b"other")["card_token"][0] != expected
+
+
+def test_lineage_columns_follow_the_source_columns():
+    frame = read_csv_drop(b"a,b,c\n1,2,3\n", COLS)
+    at = dt.datetime(2026, 9, 2, 1, tzinfo=dt.timezone.utc)
+    out = with_lineage(frame, "x/x_20260901_230000.csv", dt.date(2026, 9, 1), at)
+    assert out.columns == ["a", "b", "c", "_source_file", "_row_number", "_ingested_at", "drop_date"]
+    assert out.row(0) == ("1", "2", "3", "x/x_20260901_230000.csv", 1, at, dt.date(2026, 9, 1))
+
+
+def test_pos_batch_values_are_kept_as_text_and_bad_json_is_rejected():
+    frame = read_jsonl_drop(b'{"event_id":"E1","event_ts":"2026-09-01 10:00:00","store_id":"S1","product_id":"P1","quantity":-2}\n', POS_COLUMNS)
+    assert frame.row(0) == ("E1", "2026-09-01 10:00:00", "S1", "P1", "-2", 1)
+    with pytest.raises(MalformedDrop, match="invalid JSON on line 2"):
+        read_jsonl_drop(b'{"event_id":"E1"}\n{"event_id":\n', POS_COLUMNS)
+
+
+def test_drop_names_give_business_date_and_delivery_order():
+    late = Drop.from_name("sales_returns", "sales_returns_20260901_233000.csv")
+    early = Drop.from_name("sales_returns", "sales_returns_20260901_230000.csv")
+    next_day = Drop.from_name("sales_returns", "sales_returns_20260902_010000.csv")
+    assert early.business_date == dt.date(2026, 9, 1)
+    assert sorted([next_day, late, early]) == [early, late, next_day]
+    for bad in ("sales_returns_2026091_230000.csv", "sales_returns_20261301_230000.csv", "customer_20260901_230000.csv", "sales_returns_20260901_230000.txt"):
+        assert Drop.from_name("sales_returns", bad) is None
+    assert Drop.from_name("pos_events", "pos_events_20260901_060000_0002.jsonl").stamp == "060000_000000002"
+
+
+def test_every_csv_source_has_the_spec_columns():
+    assert SOURCE_COLUMNS["sales_returns"][:3] == ("order_id", "line_number", "customer_id")
+    assert len(SOURCE_COLUMNS["payment_refund"]) == 13
