@@ -16,10 +16,9 @@ from retail_lakehouse.bronze.transforms import (
 )
 from retail_lakehouse.landing import ALL_SOURCES, DAILY_SOURCES, POS_COLUMNS, SOURCE_COLUMNS, Drop, LandingZone
 from retail_lakehouse.partitions import days_in, window_dates
+from retail_lakehouse.policies import RETRY, SINGLE_RUN
 from retail_lakehouse.resources import CardTokenizer
 from retail_lakehouse.storage import PARTITION_COLUMN
-
-BRONZE_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
 def _columns(source: str) -> tuple[str, ...]:
@@ -55,8 +54,8 @@ def build_bronze_asset(source: str, partitions_def: dg.PartitionsDefinition) -> 
         key=["bronze", source],
         group_name="bronze",
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        retry_policy=BRONZE_RETRY,
+        backfill_policy=SINGLE_RUN,
+        retry_policy=RETRY,
         kinds={"polars", "delta"},
         metadata={PARTITION_COLUMN: "drop_date"},
         description=(
@@ -107,8 +106,8 @@ def build_rejected_files_asset(partitions_def: dg.PartitionsDefinition) -> dg.As
         key=["bronze", "rejected_files"],
         group_name="bronze",
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        retry_policy=BRONZE_RETRY,
+        backfill_policy=SINGLE_RUN,
+        retry_policy=RETRY,
         kinds={"polars", "delta"},
         metadata={PARTITION_COLUMN: "drop_date"},
     )
