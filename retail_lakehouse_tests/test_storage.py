@@ -1,0 +1,102 @@
+"""The Delta window writer: exactly the run's window is replaced, nothing else, ever."""
+
+import datetime as dt
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from retail_lakehouse.orchestration import range_tags
+from retail_lakehouse.partitions import daily_partitions, parse_partition_key
+from retail_lakehouse.storage import PARTITION_COLUMN, LocalDeltaIOManager, window_predicate, write_window
+
+D = dt.date(2026, 9, 1)
+
+
+def _frame(days: range, tag: str) -> pl.DataFrame:
+    return pl.DataFrame({"day": [D + dt.timedelta(days=i) for i in days], "tag": [tag] * len(days)})
+
+
+def test_a_window_write_replaces_that_window_and_keeps_every_other_day(tmp_path):
+    uri = str(tmp_path / "t")
+    write_window(uri, _frame(range(10), "first"), "day", D, D + dt.timedelta(days=10))
+    write_window(uri, _frame(range(3, 5), "second"), "day", D + dt.timedelta(days=3), D + dt.timedelta(days=6))
+    out = pl.read_delta(uri).sort("day")
+    assert out.height == 9  # day 5 was in the window and had no new rows: it is gone
+    assert out.filter(pl.col("tag") == "second")["day"].to_list() == [D + dt.timedelta(days=3), D + dt.timedelta(days=4)]
+    assert out.filter(pl.col("tag") == "first").height == 7
+
+
+def test_rows_outside_the_window_are_refused_before_anything_is_written(tmp_path):
+    uri = str(tmp_path / "t")
+    write_window(uri, _frame(range(3), "first"), "day", D, D + dt.timedelta(days=3))
+    with pytest.raises(ValueError, match="1 rows have day outside the partition window 2026-09-02..2026-09-02"):
+        write_window(uri, _frame(range(1, 3), "bad"), "day", D + dt.timedelta(days=1), D + dt.timedelta(days=2))
+    assert pl.read_delta(uri)["tag"].to_list() == ["first"] * 3
+
+
+def test_predicates_are_built_from_dates_only():
+    assert window_predicate("day", D, D + dt.timedelta(days=1)) == "day >= '2026-09-01' AND day < '2026-09-02'"
+    with pytest.raises(TypeError):
+        window_predicate("day", "2026-09-01' OR '1'='1", D)
+    with pytest.raises(ValueError):
+        window_predicate("day; drop", D, D)
+    with pytest.raises(ValueError, match="not a date like 2026-09-01"):
+        parse_partition_key("2026-9-1' OR 1=1")
+
+
+def _io_assets(seen: dict):
+    partitions = daily_partitions(D)
+
+    @dg.asset(key=["bronze", "t"], partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run(), metadata={PARTITION_COLUMN: "day"})
+    def t(context: dg.AssetExecutionContext) -> pl.DataFrame:
+        window = context.partition_time_window
+        days = pl.date_range(window.start.date(), window.end.date(), closed="left", eager=True)
+        return pl.DataFrame({"day": days, "run": context.run.run_id})
+
+    @dg.asset(key=["silver", "whole"], ins={"t": dg.AssetIn(["bronze", "t"])})
+    def whole(t: pl.LazyFrame) -> pl.DataFrame:
+        seen["whole"] = t.collect()
+        return seen["whole"]
+
+    @dg.asset(key=["silver", "part"], ins={"t": dg.AssetIn(["bronze", "t"])}, partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run(), metadata={PARTITION_COLUMN: "day"})
+    def part(t: pl.LazyFrame) -> pl.DataFrame:
+        seen["part"] = t.collect()
+        return seen["part"]
+
+    return [t, whole, part]
+
+
+def test_io_manager_serves_ranges_to_partitioned_readers_and_everything_to_unpartitioned_ones(tmp_path):
+    seen: dict = {}
+    defs = dg.Definitions(
+        assets=_io_assets(seen),
+        jobs=[dg.define_asset_job("all", selection="*")],
+        resources={"io_manager": LocalDeltaIOManager(root=str(tmp_path))},
+        executor=dg.in_process_executor,
+    )
+    job = defs.resolve_job_def("all")
+    job.execute_in_process(tags=range_tags(D, D + dt.timedelta(days=9)))
+    result = job.execute_in_process(tags=range_tags(D + dt.timedelta(days=4), D + dt.timedelta(days=5)))
+    assert sorted(seen["part"]["day"].to_list()) == [D + dt.timedelta(days=4), D + dt.timedelta(days=5)]
+    assert seen["whole"].height == 10
+    table = pl.read_delta(str(tmp_path / "bronze" / "t"))
+    assert table.height == 10
+    assert table.filter(pl.col("run") == result.run_id).height == 2
+    [mat] = [m for m in result.asset_materializations_for_node("bronze__t")][:1]
+    assert mat.metadata["dagster/row_count"].value == 2
+    assert mat.metadata["partitions"].value == "2026-09-05..2026-09-06"
+    audit = pl.read_delta(str(tmp_path / "ops" / "audit_log"))
+    assert set(audit.filter(pl.col("run_id") == result.run_id)["table"]) == {"t", "whole", "part"}
+
+
+def test_reading_a_table_that_was_never_materialized_says_so(tmp_path):
+    result = dg.materialize(
+        _io_assets({}),
+        resources={"io_manager": LocalDeltaIOManager(root=str(tmp_path))},
+        selection=[dg.AssetKey(["silver", "whole"])],
+        raise_on_error=False,
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert "bronze/t has not been materialized yet" in str(failure.step_failure_data.error)
