@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 
-.PHONY: setup demo test ui sample clean
+NPM ?= npm
+NODE_STAMP := node_modules/.installed-stamp
+
+.PHONY: setup demo test ui sample clean azure-containers azure-upload
 
 setup: $(STAMP)
 
@@ -21,8 +24,20 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m retail_lakehouse.demo
 
-test: setup
+# Azurite, the Azure Storage emulator the ADLS Gen2 tests run against, pinned by package-lock.json.
+$(NODE_STAMP): package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund
+	touch $@
+
+test: setup $(NODE_STAMP)
 	$(BIN)/python -m pytest -q
+
+# ADLS Gen2: create the layer containers, and upload the generated drops to the landing container.
+azure-containers: setup
+	$(BIN)/python -m retail_lakehouse.azure create-containers
+
+azure-upload: setup
+	$(BIN)/python -m retail_lakehouse.azure upload --from data/landing
 
 ui: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml

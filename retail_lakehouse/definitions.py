@@ -29,8 +29,10 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
-    if settings.env != "local":
-        raise NotImplementedError(f"RETAIL_LAKEHOUSE_ENV={settings.env} is not supported yet")
+    if settings.env == "azure":
+        from retail_lakehouse.azure import build_azure_resources
+
+        return {**build_azure_resources(settings.azure_env), "card_tokenizer": _card_tokenizer(settings)}
     return {
         "io_manager": LocalDeltaIOManager(root=str(settings.lake_root.absolute())),
         "landing": LocalLandingZone(root=str(settings.landing_root.absolute())),

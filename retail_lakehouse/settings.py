@@ -21,6 +21,23 @@ DEMO_DAYS = 61
 LATE_DATA_DAYS = 30
 
 
+AZURE_PUBLIC_VARIABLES = ("AZURE_STORAGE_ACCOUNT_NAME", "RETAIL_LAKEHOUSE_AZURE_ENDPOINT")
+# Only their presence is recorded: values reach the resources through dg.EnvVar at run time, so a
+# Settings object can be printed or logged without leaking a credential.
+AZURE_SECRET_VARIABLES = (
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "RETAIL_LAKEHOUSE_SAS_TOKEN_BRONZE",
+    "RETAIL_LAKEHOUSE_SAS_TOKEN_SILVER",
+    "RETAIL_LAKEHOUSE_SAS_TOKEN_GOLD",
+    "RETAIL_LAKEHOUSE_SAS_TOKEN_OPS",
+    "RETAIL_LAKEHOUSE_SAS_TOKEN_LANDING",
+)
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable and what to set."""
 
@@ -41,6 +58,8 @@ class Settings:
     # Local mode only: where the generated card-token key lives when the variable is unset.
     token_key_file: Path = field(default_factory=_default_token_key_file)
     late_data_days: int = LATE_DATA_DAYS
+    # Azure mode: public values, and "set" for each secret variable that is present.
+    azure_env: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -65,10 +84,15 @@ class Settings:
                 "RETAIL_LAKEHOUSE_TOKEN_KEY is required when RETAIL_LAKEHOUSE_ENV=azure: "
                 "card numbers are tokenized with it (keep it in your secret store)."
             )
+        azure_env = {n: env[n] for n in AZURE_PUBLIC_VARIABLES if env.get(n)}
+        azure_env.update({n: "set" for n in AZURE_SECRET_VARIABLES if env.get(n)})
+        if kind == "azure" and "AZURE_STORAGE_ACCOUNT_NAME" not in azure_env:
+            raise SettingsError("AZURE_STORAGE_ACCOUNT_NAME is required when RETAIL_LAKEHOUSE_ENV=azure")
         return cls(
             env=kind,
             engine=engine,
             landing_root=Path(env.get("RETAIL_LAKEHOUSE_LANDING_ROOT", "data/landing")),
             lake_root=Path(env.get("RETAIL_LAKEHOUSE_LAKE_ROOT", "data/lakehouse")),
             start_date=start_date,
+            azure_env=azure_env,
         )

@@ -36,11 +36,15 @@ class Lake:
 
 
 def make_lake(root: Path, landing: Path, start: dt.date = START) -> Lake:
+    # One fixed test key, so that lakes built side by side tokenize cards alike.
+    key_file = root / "secrets" / "card_token.key"
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text("test-card-token-key-not-a-secret")
     settings = Settings(
         landing_root=landing,
         lake_root=root / "lakehouse",
         start_date=start,
-        token_key_file=root / "secrets" / "card_token.key",
+        token_key_file=key_file,
     )
     return Lake(settings, build_defs(settings))
 
