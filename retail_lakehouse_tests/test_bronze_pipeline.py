@@ -49,7 +49,8 @@ def test_single_run_backfill_of_thirty_days_equals_thirty_daily_runs(generated_l
     last = START + dt.timedelta(days=29)
     backfill = make_lake(tmp_path / "a", generated_landing)
     result = backfill.run(START, last, selection=BRONZE)
-    assert len({e.run_id for e in result.all_events}) == 1
+    # One run materialized all thirty partitions of each bronze asset.
+    assert len(result.asset_materializations_for_node("bronze__customer")) == 30
     daily = make_lake(tmp_path / "b", generated_landing)
     for i in range(30):
         daily.run(START + dt.timedelta(days=i), selection=BRONZE)
@@ -85,15 +86,15 @@ def test_malformed_files_are_rejected_with_their_reason_and_the_rest_loads(tmp_p
 
     landing = tmp_path / "landing"
     summary = generate(landing, START, 40, seed=11, scale=0.01)
-    assert set(summary.malformed_files.values()) == set(MALFORMED_KINDS)
+    assert set(summary.malformed.values()) == set(MALFORMED_KINDS)
     lake = make_lake(tmp_path, landing)
     lake.run(START, START + dt.timedelta(days=39), selection=BRONZE)
     rejected = lake.read("bronze/rejected_files")
-    assert dict(zip(rejected["_source_file"], rejected["reason"])).keys() == summary.malformed_files.keys()
+    assert dict(zip(rejected["_source_file"], rejected["reason"])).keys() == summary.malformed.keys()
     expected_prefix = {"wrong_header": "wrong header", "wrong_delimiter": "wrong delimiter", "not_utf8": "not UTF-8", "truncated": "truncated"}
     for path, reason in zip(rejected["_source_file"], rejected["reason"]):
-        assert reason.startswith(expected_prefix[summary.malformed_files[path]]), (path, reason)
-    for path in summary.malformed_files:
+        assert reason.startswith(expected_prefix[summary.malformed[path]]), (path, reason)
+    for path in summary.malformed:
         source = path.split("/")[0]
         table = lake.read(f"bronze/{source}")
         assert path not in table["_source_file"].to_list()

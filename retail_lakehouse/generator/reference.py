@@ -131,7 +131,8 @@ GENDER_WEIGHTS: tuple[float, ...] = (0.48, 0.48, 0.02, 0.02)
 AGE_GROUPS: tuple[str, ...] = ("18-25", "26-35", "36-45", "46-55", "56-65", "65+")
 AGE_WEIGHTS: tuple[float, ...] = (0.15, 0.24, 0.22, 0.18, 0.12, 0.09)
 SEGMENTS: tuple[str, ...] = ("Regular", "Premium", "VIP", "New")
-SEGMENT_WEIGHTS: tuple[float, ...] = (0.55, 0.20, 0.05, 0.20)
+# Segments of established customers; customers of the last 120 days are "New".
+SEGMENT_WEIGHTS: tuple[float, ...] = (0.68, 0.25, 0.07, 0.0)
 
 # (city, state, region, first three digits of its postal codes)
 CITIES: tuple[tuple[str, str, str, str], ...] = (
