@@ -168,13 +168,6 @@ def test_the_committed_sample_is_what_its_documented_command_writes(tmp_path):
     assert summary.malformed == {}  # fewer than 4 days: no malformed drops
 
 
-def test_generator_columns_are_the_landing_contract():
-    from retail_lakehouse import landing as contract
-
-    assert SOURCE_COLUMNS == contract.SOURCE_COLUMNS
-    assert POS_COLUMNS == contract.POS_COLUMNS
-
-
 def test_every_regular_drop_is_utf8_rfc4180_with_the_contract_header(landing):
     for rel in landing.summary.files:
         if rel in landing.summary.malformed or rel.startswith("pos_events/"):
