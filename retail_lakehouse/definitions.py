@@ -10,6 +10,7 @@ import warnings
 import dagster as dg
 
 from retail_lakehouse.bronze.assets import build_bronze_assets
+from retail_lakehouse.gold.assets import build_gold_assets
 from retail_lakehouse.landing import LocalLandingZone
 from retail_lakehouse.orchestration import (
     build_daily_schedule,
@@ -20,6 +21,7 @@ from retail_lakehouse.orchestration import (
 from retail_lakehouse.partitions import daily_partitions
 from retail_lakehouse.resources import CardTokenizer
 from retail_lakehouse.settings import Settings
+from retail_lakehouse.silver.assets import build_silver_assets
 from retail_lakehouse.storage import AUDIT_LOG_KEY, LocalDeltaIOManager
 
 
@@ -50,7 +52,11 @@ def _card_tokenizer(settings: Settings) -> CardTokenizer:
 
 def build_defs(settings: Settings) -> dg.Definitions:
     partitions = daily_partitions(settings.start_date)
-    assets = build_bronze_assets(partitions)
+    assets = [
+        *build_bronze_assets(partitions),
+        *build_silver_assets(partitions, settings.late_data_days),
+        *build_gold_assets(partitions, settings.start_date),
+    ]
     job = build_lakehouse_job()
     audit_log = dg.AssetSpec(
         AUDIT_LOG_KEY,
