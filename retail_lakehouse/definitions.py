@@ -43,9 +43,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
 
 
 def _card_tokenizer(settings: Settings) -> CardTokenizer:
-    import os
-
-    if os.environ.get("RETAIL_LAKEHOUSE_TOKEN_KEY"):
+    if settings.token_key_from_env:
         return CardTokenizer(key=dg.EnvVar("RETAIL_LAKEHOUSE_TOKEN_KEY"))
     return CardTokenizer(key_file=str(settings.token_key_file))
 

@@ -58,6 +58,8 @@ class Settings:
     # Local mode only: where the generated card-token key lives when the variable is unset.
     token_key_file: Path = field(default_factory=_default_token_key_file)
     late_data_days: int = LATE_DATA_DAYS
+    # True when RETAIL_LAKEHOUSE_TOKEN_KEY is set: the tokenizer then reads it through EnvVar.
+    token_key_from_env: bool = False
     # Azure mode: public values, and "set" for each secret variable that is present.
     azure_env: Mapping[str, str] = field(default_factory=dict, hash=False)
 
@@ -95,4 +97,5 @@ class Settings:
             lake_root=Path(env.get("RETAIL_LAKEHOUSE_LAKE_ROOT", "data/lakehouse")),
             start_date=start_date,
             azure_env=azure_env,
+            token_key_from_env=bool(env.get("RETAIL_LAKEHOUSE_TOKEN_KEY")),
         )
