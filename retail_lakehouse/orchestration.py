@@ -44,6 +44,13 @@ def run_range(
 ) -> dg.ExecuteInProcessResult:
     """Materialize `selection` (default: every medallion asset) for first..last in one run."""
     job = defs.resolve_job_def(LAKEHOUSE_JOB)
+    existing = set(job.partitions_def.get_partition_keys()) if job.partitions_def else set()
+    for day in (first, last):
+        if day.isoformat() not in existing:
+            raise ValueError(
+                f"no daily partition {day}: partitions run from {min(existing, default='-')} to "
+                f"{max(existing, default='-')} (yesterday, UTC)"
+            )
     keys = None
     if selection is not None:
         keys = list(selection.resolve(defs.resolve_asset_graph()))

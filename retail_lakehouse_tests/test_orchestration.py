@@ -71,3 +71,16 @@ def test_landing_sensor_requests_new_drops_once_and_reprocesses_a_corrected_one(
 
     # The cursor never forgets a file: nothing more to do on the next tick.
     assert _tick(sensor, landing, corrected.cursor).run_requests == []
+
+
+def test_a_range_outside_the_partitions_is_refused_with_the_valid_span(tmp_path):
+    import pytest
+
+    from retail_lakehouse.orchestration import run_range
+
+    lake = make_lake(tmp_path, tmp_path / "landing")
+    with pytest.raises(ValueError, match=r"no daily partition 2026-08-31: partitions run from 2026-09-01 to "):
+        run_range(lake.defs, dt.date(2026, 8, 31), dt.date(2026, 9, 2))
+    tomorrow = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
+    with pytest.raises(ValueError, match=f"no daily partition {tomorrow}"):
+        run_range(lake.defs, dt.date(2026, 9, 1), tomorrow)
