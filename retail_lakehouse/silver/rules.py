@@ -98,15 +98,20 @@ def _clean_rows(
     frame = bronze.sort(ORDER, maintain_order=True).with_columns(
         **{f"__{k}": v for k, v in typed.items()}
     )
-    reasons = pl.concat_list(
-        [pl.when(cond.fill_null(False)).then(pl.lit(name)).otherwise(pl.lit(None, pl.String)) for name, cond in rules]
-    ).list.drop_nulls()
-    frame = frame.with_columns(reasons.alias("reject_reasons"))
-    rejected = frame.filter(pl.col("reject_reasons").list.len() > 0)
-    quarantine = rejected.select(*source_columns, "reject_reasons", *LINEAGE)
-    valid = frame.filter(pl.col("reject_reasons").list.len() == 0).select(
-        *[pl.col(f"__{k}").alias(k) for k in typed], *LINEAGE
+    # Rules become boolean columns first; the list of reasons is built only for the few rows that
+    # broke one (a list expression over every row costs seconds at a million rows).
+    flags = [f"__rule_{i}" for i in range(len(rules))]
+    frame = frame.with_columns(**{f: cond.fill_null(False) for f, (_, cond) in zip(flags, rules)})
+    broken = pl.any_horizontal(flags) if flags else pl.lit(False)
+    rejected = frame.filter(broken).with_columns(
+        pl.concat_list(
+            [pl.when(pl.col(f)).then(pl.lit(name)).otherwise(pl.lit(None, pl.String)) for f, (name, _) in zip(flags, rules)]
+        )
+        .list.drop_nulls()
+        .alias("reject_reasons")
     )
+    quarantine = rejected.select(*source_columns, "reject_reasons", *LINEAGE)
+    valid = frame.filter(~broken).select(*[pl.col(f"__{k}").alias(k) for k in typed], *LINEAGE)
     is_latest = pl.struct(keys).is_last_distinct()
     latest = valid.filter(is_latest)
     superseded = valid.filter(~is_latest).select(*keys, *LINEAGE)
