@@ -19,10 +19,12 @@ from retail_lakehouse.orchestration import (
     build_landing_sensor,
 )
 from retail_lakehouse.partitions import daily_partitions
+from retail_lakehouse.quality.freshness import build_freshness_checks, build_freshness_schedule
+from retail_lakehouse.quality.policy import FRESHNESS_CHECKED
 from retail_lakehouse.resources import CardTokenizer
 from retail_lakehouse.settings import Settings
 from retail_lakehouse.silver.assets import build_silver_assets
-from retail_lakehouse.storage import AUDIT_LOG_KEY, LocalDeltaIOManager
+from retail_lakehouse.storage import AUDIT_LOG_KEY, PARTITION_COLUMN, LocalDeltaIOManager
 
 
 # `backfill_policy` is beta in 1.13, and single-run backfills are the design: say it once, here.
@@ -55,7 +57,15 @@ def build_defs(settings: Settings) -> dg.Definitions:
         *build_silver_assets(partitions, settings.late_data_days),
         *build_gold_assets(partitions, settings.start_date),
     ]
-    job = build_lakehouse_job()
+    partition_columns = {
+        tuple(key.path): asset.metadata_by_key[key][PARTITION_COLUMN]
+        for asset in assets
+        for key in asset.keys
+        if tuple(key.path) in FRESHNESS_CHECKED
+    }
+    freshness_checks = build_freshness_checks(partition_columns)
+    freshness_job, freshness_schedule = build_freshness_schedule(freshness_checks)
+    job = build_lakehouse_job(freshness_checks)
     audit_log = dg.AssetSpec(
         AUDIT_LOG_KEY,
         group_name="ops",
@@ -64,8 +74,9 @@ def build_defs(settings: Settings) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=[*assets, audit_log],
-        jobs=[job],
-        schedules=[build_daily_schedule(job, settings.start_date, settings.late_data_days)],
+        asset_checks=freshness_checks,
+        jobs=[job, freshness_job],
+        schedules=[build_daily_schedule(job, settings.start_date, settings.late_data_days), freshness_schedule],
         sensors=[
             build_landing_sensor(job, settings.start_date, settings.late_data_days),
             build_failure_sensor(),

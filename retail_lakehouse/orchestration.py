@@ -26,10 +26,12 @@ def range_tags(first: dt.date, last: dt.date) -> dict[str, str]:
     return {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
 
 
-def build_lakehouse_job():
+def build_lakehouse_job(excluded_checks=()):
+    """Every medallion asset and its checks, less the clock-driven ones that run on their own schedule."""
+    keys = [key for c in excluded_checks for key in c.check_keys]
     return dg.define_asset_job(
         LAKEHOUSE_JOB,
-        selection=MEDALLION,
+        selection=MEDALLION - dg.AssetSelection.checks(*keys) if keys else MEDALLION,
         description="Every medallion asset for a day or a range of days, in one run.",
     )
 

@@ -14,6 +14,9 @@ import polars as pl
 from retail_lakehouse.gold import star
 from retail_lakehouse.partitions import window_dates
 from retail_lakehouse.policies import RETRY, SINGLE_RUN
+from retail_lakehouse.quality import checks
+from retail_lakehouse.quality.freshness import freshness_policy
+from retail_lakehouse.quality.policy import check_specs_for
 from retail_lakehouse.storage import PARTITION_COLUMN
 
 # The calendar covers the partitions and a forecasting horizon after them.
@@ -28,31 +31,43 @@ def _now() -> dt.datetime:
 
 def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.date) -> list[dg.AssetsDefinition]:
     def partitioned(column: str) -> dict:
-        return {"partitions_def": partitions_def, "metadata": {PARTITION_COLUMN: column}}
+        # Facts and aggregates go stale after 24 h without a new partition, fail after 30 h.
+        return {"partitions_def": partitions_def, "metadata": {PARTITION_COLUMN: column}, "freshness_policy": freshness_policy()}
 
-    @dg.asset(key=["gold", "dim_customer"], ins={"history": dg.AssetIn(["silver", "customer_history"])}, **_COMMON)
-    def dim_customer(history: pl.LazyFrame) -> pl.DataFrame:
+    def checked(name: str) -> dict:
+        return {"key": ["gold", name], "check_specs": check_specs_for(dg.AssetKey(["gold", name]))}
+
+    def publish(name: str, frame: pl.DataFrame, *extra: dg.AssetCheckResult):
+        """The table, then its contract check and any other checks of the policy."""
+        yield dg.Output(frame)
+        yield checks.contract_result(("gold", name), frame)
+        yield from extra
+
+    @dg.asset(**checked("dim_customer"), ins={"history": dg.AssetIn(["silver", "customer_history"])}, **_COMMON)
+    def dim_customer(history: pl.LazyFrame):
         """Customers as SCD Type 2: one row per customer version (valid_from..valid_to), plus the unknown member −1."""
-        return star.build_dim_customer(history.collect())
+        dim = star.build_dim_customer(history.collect())
+        yield from publish("dim_customer", dim, checks.scd2_intervals_result(("gold", "dim_customer"), dim, "customer_id", "customer_key"))
 
-    @dg.asset(key=["gold", "dim_product"], ins={"history": dg.AssetIn(["silver", "product_history"])}, **_COMMON)
-    def dim_product(history: pl.LazyFrame) -> pl.DataFrame:
+    @dg.asset(**checked("dim_product"), ins={"history": dg.AssetIn(["silver", "product_history"])}, **_COMMON)
+    def dim_product(history: pl.LazyFrame):
         """Products as SCD Type 2: one row per product version (prices, names), plus the unknown member −1."""
-        return star.build_dim_product(history.collect())
+        dim = star.build_dim_product(history.collect())
+        yield from publish("dim_product", dim, checks.scd2_intervals_result(("gold", "dim_product"), dim, "product_id", "product_key"))
 
-    @dg.asset(key=["gold", "dim_store"], ins={"stores": dg.AssetIn(["silver", "store"])}, **_COMMON)
-    def dim_store(stores: pl.LazyFrame) -> pl.DataFrame:
+    @dg.asset(**checked("dim_store"), ins={"stores": dg.AssetIn(["silver", "store"])}, **_COMMON)
+    def dim_store(stores: pl.LazyFrame):
         """Stores: one row per store_id (current attributes), plus the unknown member −1."""
-        return star.build_dim_store(stores.collect())
+        yield from publish("dim_store", star.build_dim_store(stores.collect()))
 
-    @dg.asset(key=["gold", "dim_date"], **_COMMON)
-    def dim_date() -> pl.DataFrame:
+    @dg.asset(**checked("dim_date"), **_COMMON)
+    def dim_date():
         """The calendar: one row per date from the first partition, for three years."""
         last = start_date.replace(year=start_date.year + CALENDAR_YEARS) - dt.timedelta(days=1)
-        return star.build_dim_date(start_date, last)
+        yield from publish("dim_date", star.build_dim_date(start_date, last))
 
     @dg.asset(
-        key=["gold", "fact_sales"],
+        **checked("fact_sales"),
         ins={
             "sales": dg.AssetIn(["silver", "sales"]),
             "dim_customer": dg.AssetIn(["gold", "dim_customer"]),
@@ -61,42 +76,46 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
         **partitioned("order_date"),
         **_COMMON,
     )
-    def fact_sales(sales: pl.LazyFrame, dim_customer: pl.LazyFrame, dim_product: pl.LazyFrame) -> pl.DataFrame:
+    def fact_sales(sales: pl.LazyFrame, dim_customer: pl.LazyFrame, dim_product: pl.LazyFrame):
         """One row per order line, keyed to the customer and product versions valid at order time."""
-        return star.build_fact_sales(sales.collect(), dim_customer.collect(), dim_product.collect(), _now())
+        facts = star.build_fact_sales(sales.collect(), dim_customer.collect(), dim_product.collect(), _now())
+        yield from publish("fact_sales", facts, checks.orphans_result(facts))
 
-    @dg.asset(key=["gold", "fact_payment"], ins={"payments": dg.AssetIn(["silver", "payment"])}, **partitioned("transaction_date"), **_COMMON)
-    def fact_payment(payments: pl.LazyFrame) -> pl.DataFrame:
+    @dg.asset(**checked("fact_payment"), ins={"payments": dg.AssetIn(["silver", "payment"])}, **partitioned("transaction_date"), **_COMMON)
+    def fact_payment(payments: pl.LazyFrame):
         """One row per payment (refunds folded in), by transaction date; card numbers only as tokens."""
-        return star.build_fact_payment(payments.collect(), _now())
+        facts = star.build_fact_payment(payments.collect(), _now())
+        yield from publish("fact_payment", facts, checks.refunds_within_payments_result(facts))
 
-    @dg.asset(key=["gold", "agg_daily_sales"], ins={"facts": dg.AssetIn(["gold", "fact_sales"])}, **partitioned("sales_date"), **_COMMON)
-    def agg_daily_sales(facts: pl.LazyFrame) -> pl.DataFrame:
+    @dg.asset(**checked("agg_daily_sales"), ins={"facts": dg.AssetIn(["gold", "fact_sales"])}, **partitioned("sales_date"), **_COMMON)
+    def agg_daily_sales(facts: pl.LazyFrame):
         """One row per sales date and channel: revenue, quantity, orders, lines, customers, returns, AOV."""
-        return star.build_agg_daily_sales(facts.collect())
+        fact_sales = facts.collect()
+        agg = star.build_agg_daily_sales(fact_sales)
+        yield from publish("agg_daily_sales", agg, checks.revenue_reconciles_result(fact_sales, agg))
 
-    @dg.asset(key=["gold", "sales_performance"], ins={"facts": dg.AssetIn(["gold", "fact_sales"])}, **partitioned("sales_date"), **_COMMON)
-    def sales_performance(facts: pl.LazyFrame) -> pl.DataFrame:
+    @dg.asset(**checked("sales_performance"), ins={"facts": dg.AssetIn(["gold", "fact_sales"])}, **partitioned("sales_date"), **_COMMON)
+    def sales_performance(facts: pl.LazyFrame):
         """Seed 000 §9.1: per day and channel, orders, revenue, average line value, returns and return rate."""
-        return star.build_sales_performance(facts.collect())
+        yield from publish("sales_performance", star.build_sales_performance(facts.collect()))
 
     @dg.asset(
-        key=["gold", "customer_lifetime_value"],
+        **checked("customer_lifetime_value"),
         ins={"facts": dg.AssetIn(["gold", "fact_sales"]), "dim_customer": dg.AssetIn(["gold", "dim_customer"])},
         **_COMMON,
     )
-    def customer_lifetime_value(facts: pl.LazyFrame, dim_customer: pl.LazyFrame) -> pl.DataFrame:
+    def customer_lifetime_value(facts: pl.LazyFrame, dim_customer: pl.LazyFrame):
         """Seed 000 §9.2: one row per customer with sales: orders, lifetime value, recency, AOV."""
-        return star.build_customer_lifetime_value(facts.collect(), dim_customer.collect())
+        yield from publish("customer_lifetime_value", star.build_customer_lifetime_value(facts.collect(), dim_customer.collect()))
 
     @dg.asset(
-        key=["gold", "product_return_analysis"],
+        **checked("product_return_analysis"),
         ins={"facts": dg.AssetIn(["gold", "fact_sales"]), "dim_product": dg.AssetIn(["gold", "dim_product"])},
         **_COMMON,
     )
-    def product_return_analysis(facts: pl.LazyFrame, dim_product: pl.LazyFrame) -> pl.DataFrame:
+    def product_return_analysis(facts: pl.LazyFrame, dim_product: pl.LazyFrame):
         """Seed 000 §9.3: one row per product with sales: units sold and returned, refunds, rates."""
-        return star.build_product_return_analysis(facts.collect(), dim_product.collect())
+        yield from publish("product_return_analysis", star.build_product_return_analysis(facts.collect(), dim_product.collect()))
 
     return [
         dim_customer, dim_product, dim_store, dim_date, fact_sales, fact_payment,

@@ -16,6 +16,8 @@ import polars as pl
 
 from retail_lakehouse.partitions import window_dates
 from retail_lakehouse.policies import RETRY, SINGLE_RUN
+from retail_lakehouse.quality import checks
+from retail_lakehouse.quality.policy import check_specs_for
 from retail_lakehouse.silver import rules
 from retail_lakehouse.storage import PARTITION_COLUMN
 
@@ -48,13 +50,8 @@ def _conservation_metadata(balance: pl.DataFrame) -> dict[str, object]:
     return {
         **{f"conservation/{k}": int(v or 0) for k, v in totals.items()},
         "conservation/balanced": bool(balance["balanced"].all()),
-        "conservation/per_drop_date": dg.MetadataValue.md(_markdown(per_day)),
+        "conservation/per_drop_date": dg.MetadataValue.md(checks.markdown(per_day)),
     }
-
-
-def _markdown(frame: pl.DataFrame) -> str:
-    head = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * frame.width + "\n"
-    return head + "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in frame.iter_rows())
 
 
 def build_silver_asset(table: SilverTable, partitions_def: dg.PartitionsDefinition, late_data_days: int) -> dg.AssetsDefinition:
@@ -90,6 +87,7 @@ def build_silver_asset(table: SilverTable, partitions_def: dg.PartitionsDefiniti
         name=f"silver_{table.name}",
         outs=outs,
         ins={"bronze": dg.AssetIn(["bronze", table.source], partition_mapping=mapping)},
+        check_specs=check_specs_for(dg.AssetKey(["silver", table.name])),
         partitions_def=partitions_def if partitioned else None,
         backfill_policy=SINGLE_RUN,
         retry_policy=RETRY,
@@ -104,13 +102,14 @@ def build_silver_asset(table: SilverTable, partitions_def: dg.PartitionsDefiniti
             clean = clean.filter(pl.col(table.partition_column).is_between(first, end, closed="left"))
             quarantine = quarantine.filter(pl.col("drop_date").is_between(first, end, closed="left"))
             balance = balance.filter(pl.col("drop_date").is_between(first, end, closed="left"))
-        if not balance["balanced"].all():
-            bad = balance.filter(~pl.col("balanced"))["drop_date"].to_list()
-            raise dg.Failure(f"silver/{table.name}: bronze rows unaccounted for on drop dates {bad}")
         yield dg.Output(clean, output_name="clean", metadata=_conservation_metadata(balance))
         yield dg.Output(quarantine, output_name="quarantine")
         if table.history:
             yield dg.Output(cleaned.history, output_name="history")
+        path = ("silver", table.name)
+        yield checks.contract_result(path, clean)
+        yield checks.conservation_result(path, balance)
+        yield from checks.quarantine_results(path, int(balance["bronze_rows"].sum()), quarantine)
 
     return _silver
 

@@ -1,0 +1,1 @@
+"""Data-quality gates: the policy, the pandera contracts, the check evaluations, freshness."""

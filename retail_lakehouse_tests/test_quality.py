@@ -1,0 +1,196 @@
+"""Quality gates: each check passes on consistent data and fails when its invariant is broken."""
+
+import datetime as dt
+from decimal import Decimal
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from retail_lakehouse.gold import star
+from retail_lakehouse.quality import checks
+from retail_lakehouse.quality import policy as p
+from retail_lakehouse_tests.conftest import START, make_lake
+
+UTC = dt.timezone.utc
+NOW = dt.datetime(2026, 9, 10, tzinfo=UTC)
+
+
+def _sales(rows: list[tuple]) -> pl.DataFrame:
+    """fact_sales-shaped rows from (order_id, line, date, channel, total, customer_key, product_key)."""
+    base = []
+    for order_id, line, day, channel, total, ckey, pkey in rows:
+        base.append({
+            "sales_id": hash((order_id, line)) & 0xFFFF, "order_id": order_id, "line_number": line, "customer_id": "C1", "customer_key": ckey,
+            "product_id": "P1", "product_key": pkey, "store_id": "S1", "order_date": day, "delivery_date": day, "quantity": 1,
+            "unit_price": Decimal(total), "discount_amount": Decimal("0"), "tax_amount": Decimal("0"), "sales_total": Decimal(total),
+            "sales_channel": channel, "order_status": "Completed", "is_returned": False, "return_date": None, "return_reason": None,
+            "return_quantity": None, "return_amount": None, "load_timestamp": NOW,
+        })
+    return pl.DataFrame(base, schema=star.FACT_SALES_SCHEMA)
+
+
+D1, D2 = dt.date(2026, 9, 1), dt.date(2026, 9, 2)
+FACTS = _sales([("O1", 1, D1, "Online", "10.01", 1, 1), ("O1", 2, D1, "Online", "0.99", 1, 1), ("O2", 1, D2, "Store", "5.00", 2, 2)])
+
+
+def test_revenue_reconciliation_passes_when_totals_agree_and_fails_on_one_cent():
+    agg = star.build_agg_daily_sales(FACTS)
+    assert checks.revenue_reconciles_result(FACTS, agg).passed
+    off = agg.with_columns(pl.when(pl.col("sales_date") == D1).then(pl.col("total_revenue") + Decimal("0.01")).otherwise(pl.col("total_revenue")).alias("total_revenue"))
+    result = checks.revenue_reconciles_result(FACTS, off)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    assert result.metadata["mismatches"].value == 1
+    missing = agg.filter(pl.col("sales_date") == D2)
+    assert not checks.revenue_reconciles_result(FACTS, missing).passed
+
+
+def test_orphans_are_counted_warn_above_the_first_share_and_block_above_the_second():
+    clean = checks.orphans_result(FACTS)
+    assert clean.passed and clean.metadata["orphan_facts"].value == 0
+    rows = [(f"O{i}", 1, D1, "Online", "1.00", 1, 1) for i in range(100)]
+    few = _sales(rows[:93] + [(f"X{i}", 1, D1, "Online", "1.00", -1, 1) for i in range(7)])
+    warn = checks.orphans_result(few)
+    assert not warn.passed and warn.severity == dg.AssetCheckSeverity.WARN
+    many = _sales(rows[:80] + [(f"X{i}", 1, D1, "Online", "1.00", 1, -1) for i in range(20)])
+    error = checks.orphans_result(many)
+    assert not error.passed and error.severity == dg.AssetCheckSeverity.ERROR
+    assert error.metadata["unknown_product"].value == 20
+
+
+def _payments(refunds: list[str | None]) -> pl.DataFrame:
+    rows = [{
+        "payment_id": f"PAY{i}", "order_id": f"O{i}", "payment_type": "Cash", "card_brand": None, "card_token": None, "card_last4": None,
+        "amount": Decimal("10.00"), "payment_status": "Completed", "transaction_date": D1, "is_refunded": r is not None,
+        "refund_amount": None if r is None else Decimal(r), "refund_reason": None, "refund_status": None, "refund_date": None, "load_timestamp": NOW,
+    } for i, r in enumerate(refunds)]
+    return pl.DataFrame(rows, schema=star.FACT_PAYMENT_SCHEMA)
+
+
+def test_refunds_never_exceed_their_payment():
+    assert checks.refunds_within_payments_result(_payments([None, "10.00", "3.50"])).passed
+    broken = checks.refunds_within_payments_result(_payments([None, "10.01"]))
+    assert not broken.passed and broken.metadata["refund_exceeds_payment"].value == 1
+
+
+def _dim(versions: list[tuple]) -> pl.DataFrame:
+    rows = []
+    for key, cid, start, end in versions:
+        rows.append({"customer_key": key, "customer_id": cid, "valid_from": start, "valid_to": end, "is_current": end is None})
+    return pl.DataFrame(rows)
+
+
+def test_scd2_intervals_must_not_overlap_and_exactly_one_version_is_current():
+    t = lambda d: dt.datetime(2026, 9, d, tzinfo=UTC)  # noqa: E731
+    good = _dim([(1, "C1", t(1), t(5)), (2, "C1", t(5), None), (3, "C2", t(2), None)])
+    assert checks.scd2_intervals_result(("gold", "dim_customer"), good, "customer_id", "customer_key").passed
+    overlap = _dim([(1, "C1", t(1), t(6)), (2, "C1", t(5), None)])
+    assert checks.scd2_intervals_result(("gold", "dim_customer"), overlap, "customer_id", "customer_key").metadata["overlapping_versions"].value == 1
+    two_current = _dim([(1, "C1", t(1), None), (2, "C1", t(5), None)])
+    result = checks.scd2_intervals_result(("gold", "dim_customer"), two_current, "customer_id", "customer_key")
+    assert not result.passed and result.metadata["keys_without_exactly_one_current"].value == 1
+    duplicate_key = _dim([(1, "C1", t(1), None), (1, "C2", t(1), None)])
+    assert not checks.scd2_intervals_result(("gold", "dim_customer"), duplicate_key, "customer_id", "customer_key").passed
+
+
+def test_conservation_fails_when_a_row_is_unaccounted_for():
+    balance = pl.DataFrame({"drop_date": [D1, D2], "bronze_rows": [5, 4], "silver_rows": [3, 4], "quarantined_rows": [1, 0],
+                            "superseded_rows": [1, 0]}).with_columns(
+        (pl.col("bronze_rows") == pl.col("silver_rows") + pl.col("quarantined_rows") + pl.col("superseded_rows")).alias("balanced"))
+    assert checks.conservation_result(("silver", "sales"), balance).passed
+    lost = balance.with_columns(pl.lit([3, 3]).explode().alias("silver_rows")).with_columns(
+        (pl.col("bronze_rows") == pl.col("silver_rows") + pl.col("quarantined_rows") + pl.col("superseded_rows")).alias("balanced"))
+    assert not checks.conservation_result(("silver", "sales"), lost).passed
+
+
+def _quarantine(n: int) -> pl.DataFrame:
+    return pl.DataFrame({"order_id": [f"O{i}" for i in range(n)], "reject_reasons": [["non_positive_quantity"]] * n,
+                         "_source_file": ["f"] * n, "_row_number": list(range(1, n + 1)), "drop_date": [D1] * n},
+                        schema={"order_id": pl.String, "reject_reasons": pl.List(pl.String), "_source_file": pl.String, "_row_number": pl.Int64, "drop_date": pl.Date})
+
+
+def test_quarantine_share_over_the_limit_fails_the_blocking_check_and_below_it_is_reported():
+    below, warn = checks.quarantine_results(("silver", "sales"), 100, _quarantine(5))
+    assert below.passed and warn.passed and warn.metadata["quarantine_share"].value == 0.05
+    above, warn = checks.quarantine_results(("silver", "sales"), 100, _quarantine(6))
+    assert not above.passed and above.severity == dg.AssetCheckSeverity.ERROR
+    assert "non_positive_quantity" in above.metadata["rows_per_rule"].value
+    assert checks.quarantine_results(("silver", "sales"), 100, _quarantine(6), limit=0.10)[0].passed
+    small_day, small_warn = checks.quarantine_results(("silver", "inventory"), 15, _quarantine(1))
+    assert small_day.passed and not small_warn.passed and small_warn.severity == dg.AssetCheckSeverity.WARN
+
+
+def test_contract_names_the_broken_rule_and_shows_sample_rows():
+    assert checks.contract_result(("gold", "fact_sales"), FACTS).passed
+    bad = FACTS.with_columns(pl.lit("Fax").alias("sales_channel"))
+    result = checks.contract_result(("gold", "fact_sales"), bad)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    assert "sales_channel" in result.metadata["failures_per_rule"].value and "isin" in result.metadata["failures_per_rule"].value
+    assert "Fax" in result.metadata["sample_failing_rows"].value
+    duplicated = pl.concat([FACTS, FACTS.head(1)])
+    assert "sales_id" in checks.contract_result(("gold", "fact_sales"), duplicated).metadata["failures_per_rule"].value
+
+
+@pytest.mark.parametrize(("hours", "passed", "severity"), [(23, True, None), (29, False, "WARN"), (31, False, "ERROR")])
+def test_partition_freshness_goes_stale_after_24_h_and_fails_after_30_h(hours, passed, severity):
+    newest = dt.date(2026, 9, 9)  # complete at 2026-09-10 00:00 UTC
+    now = dt.datetime(2026, 9, 10, tzinfo=UTC) + dt.timedelta(hours=hours)
+    result = checks.partition_freshness_result(("gold", "fact_sales"), newest, now)
+    assert result.passed is passed
+    if severity:
+        assert result.severity == getattr(dg.AssetCheckSeverity, severity)
+
+
+def test_freshness_check_reads_the_newest_partition_with_an_injected_clock(generated_landing, tmp_path):
+    from retail_lakehouse.quality.freshness import build_freshness_checks
+
+    lake = make_lake(tmp_path, generated_landing)
+    last = START + dt.timedelta(days=2)
+    assert lake.run(START, last).success
+    clock = {"now": dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), UTC) + dt.timedelta(hours=29)}
+    fresh = build_freshness_checks({k: c for k, c in (
+        (("gold", "fact_sales"), "order_date"), (("gold", "fact_payment"), "transaction_date"), (("gold", "agg_daily_sales"), "sales_date"))},
+        now=lambda: clock["now"])
+    assets = [a for a in lake.defs.assets if isinstance(a, dg.AssetsDefinition)]
+
+    def evaluate():
+        result = dg.materialize([*assets, *fresh], resources=lake.defs.resources, selection=dg.AssetSelection.checks(*[k for c in fresh for k in c.check_keys]))
+        return {e.asset_key.path[1]: e for e in result.get_asset_check_evaluations()}
+
+    before = evaluate()
+    assert before["fact_sales"].metadata["newest_partition"].value == str(last)
+    assert not before["fact_sales"].passed and before["fact_sales"].severity == dg.AssetCheckSeverity.WARN
+    clock["now"] += dt.timedelta(hours=2)
+    after = evaluate()
+    assert not after["fact_sales"].passed and after["fact_sales"].severity == dg.AssetCheckSeverity.ERROR
+    clock["now"] -= dt.timedelta(hours=8)
+    assert evaluate()["agg_daily_sales"].passed
+
+
+def test_a_corrupted_partition_is_stopped_before_gold_and_the_other_days_load(tmp_path):
+    from retail_lakehouse.generator import generate
+
+    landing_copy = tmp_path / "landing"
+    generate(landing_copy, START, 6, seed=3, scale=0.1)  # a few hundred sales lines a day
+    bad_day = START + dt.timedelta(days=3)
+    [path] = sorted((landing_copy / "sales_returns").glob(f"sales_returns_{bad_day:%Y%m%d}_230000.csv"))
+    drop = pl.read_csv(path, infer_schema=False)
+    corrupted = drop.with_columns(
+        pl.when(pl.int_range(pl.len()) % 2 == 0).then(pl.lit("-1")).otherwise(pl.col("quantity")).alias("quantity")
+    )
+    corrupted.write_csv(path)
+    lake = make_lake(tmp_path, landing_copy)
+    assert lake.run(START, bad_day - dt.timedelta(days=1)).success
+    result = lake.run(bad_day, raise_on_error=False)
+    assert not result.success
+    evaluations = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
+    failed = evaluations[("silver/sales", p.QUARANTINE_WITHIN_LIMIT)]
+    assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
+    assert "non_positive_quantity" in failed.metadata["rows_per_rule"].value
+    assert "-1" in failed.metadata["sample_quarantined_rows"].value
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "silver/sales" in materialized and "gold/fact_sales" not in materialized and "gold/agg_daily_sales" not in materialized
+    # The following day runs on and reaches gold; the corrupted day never does.
+    assert lake.run(bad_day + dt.timedelta(days=1)).success
+    fact_days = set(lake.read("gold/fact_sales")["order_date"].unique())
+    assert bad_day not in fact_days and {bad_day - dt.timedelta(days=1), bad_day + dt.timedelta(days=1)} <= fact_days
