@@ -19,6 +19,7 @@ from retail_lakehouse.orchestration import (
     build_landing_sensor,
 )
 from retail_lakehouse.partitions import daily_partitions
+from retail_lakehouse.pos_stream import build_inventory_assets, build_pos_sensor, pos_merge_job
 from retail_lakehouse.quality.freshness import build_freshness_checks, build_freshness_schedule
 from retail_lakehouse.quality.policy import FRESHNESS_CHECKED
 from retail_lakehouse.resources import CardTokenizer
@@ -57,6 +58,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         *build_silver_assets(partitions, settings.late_data_days),
         *build_gold_assets(partitions, settings.start_date),
     ]
+    inventory = build_inventory_assets(settings.alert_webhook)
     partition_columns = {
         tuple(key.path): asset.metadata_by_key[key][PARTITION_COLUMN]
         for asset in assets
@@ -73,12 +75,13 @@ def build_defs(settings: Settings) -> dg.Definitions:
         description="One row per table written: run id, layer, table, partitions, record count, status, time.",
     )
     return dg.Definitions(
-        assets=[*assets, audit_log],
+        assets=[*assets, *inventory, audit_log],
         asset_checks=freshness_checks,
-        jobs=[job, freshness_job],
+        jobs=[job, freshness_job, pos_merge_job],
         schedules=[build_daily_schedule(job, settings.start_date, settings.late_data_days), freshness_schedule],
         sensors=[
             build_landing_sensor(job, settings.start_date, settings.late_data_days),
+            build_pos_sensor(),
             build_failure_sensor(),
         ],
         resources=build_resources(settings),

@@ -58,6 +58,8 @@ class Settings:
     # Local mode only: where the generated card-token key lives when the variable is unset.
     token_key_file: Path = field(default_factory=_default_token_key_file)
     late_data_days: int = LATE_DATA_DAYS
+    # Low-stock alerts are POSTed here as well as logged (RETAIL_LAKEHOUSE_ALERT_WEBHOOK).
+    alert_webhook: str | None = None
     # True when RETAIL_LAKEHOUSE_TOKEN_KEY is set: the tokenizer then reads it through EnvVar.
     token_key_from_env: bool = False
     # Azure mode: public values, and "set" for each secret variable that is present.
@@ -98,4 +100,5 @@ class Settings:
             start_date=start_date,
             azure_env=azure_env,
             token_key_from_env=bool(env.get("RETAIL_LAKEHOUSE_TOKEN_KEY")),
+            alert_webhook=env.get("RETAIL_LAKEHOUSE_ALERT_WEBHOOK") or None,
         )
