@@ -11,7 +11,9 @@ import dagster as dg
 import polars as pl
 
 from retail_lakehouse.definitions import build_defs
+from retail_lakehouse.landing import LocalLandingZone
 from retail_lakehouse.orchestration import run_range
+from retail_lakehouse.pos_stream import MAX_BATCHES_PER_RUN, POS_JOB
 from retail_lakehouse.settings import DEMO_DAYS, DEMO_START, Settings
 from retail_lakehouse.storage import table_exists
 
@@ -34,6 +36,15 @@ def main() -> int:
     result = run_range(defs, first, last, instance=instance, raise_on_error=False)
     elapsed = time.perf_counter() - started
     print(f"\nrun {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} in {elapsed:.1f} s, partitions {first}..{last}")
+    if result.success:
+        stream = defs.resolve_job_def(POS_JOB)
+        batches = sorted(f"pos_events/{name}" for name, _ in LocalLandingZone(root=str(settings.landing_root)).list_names("pos_events"))
+        started = time.perf_counter()
+        # The same exactly-once merge the pos_stream sensor requests, in runs of bounded size.
+        for i in range(0, len(batches), MAX_BATCHES_PER_RUN):
+            chunk = batches[i : i + MAX_BATCHES_PER_RUN]
+            stream.execute_in_process(run_config={"ops": {"merge_pos_batches": {"config": {"batches": chunk}}}}, instance=instance)
+        print(f"merged {len(batches)} POS micro-batches into gold/inventory_positions in {time.perf_counter() - started:.1f} s")
     print(summary(defs, settings, result))
     return 0 if result.success else 1
 

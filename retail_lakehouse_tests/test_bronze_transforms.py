@@ -19,6 +19,11 @@ def test_fields_stay_text_as_delivered_and_rows_are_numbered_from_one():
     assert frame.rows() == [("001", "x, y", None, 1), ("2.50", None, 'say "hi"', 2)]
 
 
+def test_placeholder_words_stay_text_and_only_an_empty_field_is_missing():
+    frame = read_csv_drop(b"a,b,c\nN/A,NULL,nan\n,NA,\n", COLS)
+    assert frame.rows() == [("N/A", "NULL", "nan", 1), (None, "NA", None, 2)]
+
+
 def test_quoted_newline_is_one_record():
     frame = read_csv_drop(b'a,b,c\n1,"two\nlines",3\n4,5,6\n', COLS)
     assert frame["b"].to_list() == ["two\nlines", "5"]

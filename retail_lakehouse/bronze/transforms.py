@@ -87,7 +87,8 @@ def read_csv_drop(data: bytes, columns: tuple[str, ...]) -> pl.DataFrame:
             read_options=pacsv.ReadOptions(use_threads=False),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in columns}, strings_can_be_null=True
+                # Only an empty field is missing: "N/A", "NULL" or "nan" stay text, as delivered.
+                column_types={c: pa.string() for c in columns}, strings_can_be_null=True, null_values=[""]
             ),
         )
     except pa.ArrowInvalid as e:

@@ -161,7 +161,9 @@ def clean_customers(bronze: pl.DataFrame) -> Cleaned:
         ("required_customer_id", _col("customer_id").is_null()),
         ("required_email", _col("email").is_null()),
         ("invalid_email", _col("email").is_not_null() & ~_col("email").str.contains(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")),
+        ("required_created_at", _text("created_at").is_null()),
         ("invalid_created_at", _unparsed("created_at", "__created_at")),
+        ("required_updated_at", _text("updated_at").is_null()),
         ("invalid_updated_at", _unparsed("updated_at", "__updated_at")),
     ]
     src = _source_columns(bronze)
