@@ -12,6 +12,7 @@ import dagster as dg
 from retail_lakehouse.bronze.assets import build_bronze_assets
 from retail_lakehouse.gold.assets import build_gold_assets
 from retail_lakehouse.landing import LocalLandingZone
+from retail_lakehouse.maintenance import build_maintenance
 from retail_lakehouse.orchestration import (
     build_daily_schedule,
     build_failure_sensor,
@@ -68,6 +69,9 @@ def build_defs(settings: Settings) -> dg.Definitions:
     freshness_checks = build_freshness_checks(partition_columns)
     freshness_job, freshness_schedule = build_freshness_schedule(freshness_checks)
     job = build_lakehouse_job(freshness_checks)
+    keys = [k for a in [*assets, *inventory] for k in (a.keys if isinstance(a, dg.AssetsDefinition) else [a.key])]
+    tables = sorted({k for k in keys if k.path[0] in ("bronze", "silver", "gold")}, key=str)
+    maintenance_job, maintenance_schedule = build_maintenance([*tables, AUDIT_LOG_KEY])
     audit_log = dg.AssetSpec(
         AUDIT_LOG_KEY,
         group_name="ops",
@@ -77,8 +81,12 @@ def build_defs(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[*assets, *inventory, audit_log],
         asset_checks=freshness_checks,
-        jobs=[job, freshness_job, pos_merge_job],
-        schedules=[build_daily_schedule(job, settings.start_date, settings.late_data_days), freshness_schedule],
+        jobs=[job, freshness_job, pos_merge_job, maintenance_job],
+        schedules=[
+            build_daily_schedule(job, settings.start_date, settings.late_data_days),
+            freshness_schedule,
+            maintenance_schedule,
+        ],
         sensors=[
             build_landing_sensor(job, settings.start_date, settings.late_data_days),
             build_pos_sensor(),

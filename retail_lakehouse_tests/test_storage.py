@@ -100,3 +100,29 @@ def test_reading_a_table_that_was_never_materialized_says_so(tmp_path):
     assert not result.success
     [failure] = [e for e in result.all_events if e.is_step_failure]
     assert "bronze/t has not been materialized yet" in str(failure.step_failure_data.error)
+
+
+def test_maintenance_compacts_small_files_and_keeps_every_row(tmp_path):
+    from deltalake import DeltaTable, write_deltalake
+
+    from retail_lakehouse.maintenance import maintain
+
+    uri = str(tmp_path / "t")
+    for i in range(5):
+        write_deltalake(uri, _frame(range(2), f"append{i}").to_arrow(), mode="append", partition_by=["day"])
+    rows = pl.read_delta(uri).sort("day", "tag")
+    assert len(DeltaTable(uri).file_uris()) == 10
+    stats = maintain(uri)
+    assert stats["files_removed"] == 10 and stats["files_added"] == 2
+    assert len(DeltaTable(uri).file_uris()) == 2
+    assert pl.read_delta(uri).sort("day", "tag").equals(rows)
+    assert stats["vacuumed"] == 0  # nothing is older than the 7-day retention yet
+
+
+def test_weekly_maintenance_job_runs_over_the_lakehouse(generated_landing, tmp_path):
+    from retail_lakehouse_tests.conftest import START, make_lake
+
+    lake = make_lake(tmp_path, generated_landing)
+    assert lake.run(START, START + dt.timedelta(days=2), selection=dg.AssetSelection.groups("bronze")).success
+    assert lake.defs.resolve_job_def("delta_maintenance").execute_in_process().success
+    assert lake.defs.resolve_schedule_def("weekly_delta_maintenance").cron_schedule == "0 3 * * 0"
