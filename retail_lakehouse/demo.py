@@ -45,6 +45,8 @@ def main() -> int:
             chunk = batches[i : i + MAX_BATCHES_PER_RUN]
             stream.execute_in_process(run_config={"ops": {"merge_pos_batches": {"config": {"batches": chunk}}}}, instance=instance)
         print(f"merged {len(batches)} POS micro-batches into gold/inventory_positions in {time.perf_counter() - started:.1f} s")
+        # The 5-minute windows are read from the ledger the stream just filled.
+        run_range(defs, last, last, selection=dg.AssetSelection.assets(["gold", "pos_sales_5min"]), instance=instance)
     print(summary(defs, settings, result))
     return 0 if result.success else 1
 
