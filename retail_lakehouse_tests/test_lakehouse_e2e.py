@@ -15,7 +15,7 @@ DAYS = 40
 LAST = START + dt.timedelta(days=DAYS - 1)
 GOLD = [
     "dim_customer", "dim_product", "dim_store", "dim_date", "fact_sales", "fact_payment", "agg_daily_sales",
-    "sales_performance", "customer_lifetime_value", "product_return_analysis",
+    "sales_performance", "customer_lifetime_value", "product_return_analysis", "customer_360",
 ]
 SILVER = ["customer", "product", "store", "sales", "payment", "inventory", "loyalty"]
 # Written at load time by design; everything else must be identical between runs.

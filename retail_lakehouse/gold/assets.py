@@ -12,6 +12,7 @@ import dagster as dg
 import polars as pl
 
 from retail_lakehouse.gold import star
+from retail_lakehouse.gold.customer360 import build_customer_360
 from retail_lakehouse.partitions import window_dates
 from retail_lakehouse.policies import RETRY, SINGLE_RUN
 from retail_lakehouse.quality import checks
@@ -117,7 +118,23 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
         """Seed 000 §9.3: one row per product with sales: units sold and returned, refunds, rates."""
         yield from publish("product_return_analysis", star.build_product_return_analysis(facts.collect(), dim_product.collect()))
 
+    @dg.asset(
+        **checked("customer_360"),
+        ins={
+            "dim_customer": dg.AssetIn(["gold", "dim_customer"]),
+            "facts": dg.AssetIn(["gold", "fact_sales"]),
+            "dim_product": dg.AssetIn(["gold", "dim_product"]),
+            "loyalty": dg.AssetIn(["silver", "loyalty"]),
+        },
+        **_COMMON,
+    )
+    def customer_360(dim_customer: pl.LazyFrame, facts: pl.LazyFrame, dim_product: pl.LazyFrame, loyalty: pl.LazyFrame):
+        """Seed 004 §2: one row per current customer: orders, channels, categories, loyalty points, RFM segment."""
+        frame = build_customer_360(dim_customer.collect(), facts.collect(), dim_product.collect(), loyalty.collect())
+        yield from publish("customer_360", frame)
+
     return [
+        customer_360,
         dim_customer, dim_product, dim_store, dim_date, fact_sales, fact_payment,
         agg_daily_sales, sales_performance, customer_lifetime_value, product_return_analysis,
     ]

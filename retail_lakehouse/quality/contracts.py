@@ -6,6 +6,7 @@ import pandera.polars as pa
 import polars as pl
 
 from retail_lakehouse import contracts as c
+from retail_lakehouse.gold.customer360 import CUSTOMER_360_SCHEMA
 from retail_lakehouse.gold.star import GOLD_SCHEMAS
 from retail_lakehouse.silver.rules import AGE_GROUPS, CHANNELS, GENDERS
 
@@ -79,6 +80,11 @@ _RULES: dict[tuple[str, str], dict] = {
     ("gold", "sales_performance"): {"required": ["sales_date", "sales_channel"], "unique": ["sales_date", "sales_channel"]},
     ("gold", "customer_lifetime_value"): {"required": ["customer_id", "lifetime_value"], "unique": ["customer_id"]},
     ("gold", "product_return_analysis"): {"required": ["product_id"], "unique": ["product_id"]},
+    ("gold", "customer_360"): {
+        "required": ["customer_id", "total_transactions", "rfm_segment"],
+        "checks": {"rfm_segment": [pa.Check.isin(["Champion", "Loyal", "At Risk", "Potential"])], "total_points_earned": [NON_NEGATIVE]},
+        "unique": ["customer_id"],
+    },
 }
 
 _SILVER_TYPES = {
@@ -88,7 +94,9 @@ _SILVER_TYPES = {
 
 
 def _types(layer: str, table: str) -> dict:
-    return _SILVER_TYPES[table] if layer == "silver" else GOLD_SCHEMAS[table]
+    if layer == "silver":
+        return _SILVER_TYPES[table]
+    return CUSTOMER_360_SCHEMA if table == "customer_360" else GOLD_SCHEMAS[table]
 
 
 def schema_for(layer: str, table: str) -> pa.DataFrameSchema:

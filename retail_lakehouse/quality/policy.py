@@ -73,6 +73,7 @@ POLICY: dict[tuple[str, ...], tuple[Check, ...]] = {
     ("gold", "sales_performance"): (_CONTRACT,),
     ("gold", "customer_lifetime_value"): (_CONTRACT,),
     ("gold", "product_return_analysis"): (_CONTRACT,),
+    ("gold", "customer_360"): (_CONTRACT,),
 }
 
 FRESHNESS_CHECKED = (("gold", "fact_sales"), ("gold", "fact_payment"), ("gold", "agg_daily_sales"))
