@@ -58,3 +58,66 @@ def test_the_whole_pipeline_runs_on_adls_and_gold_equals_the_local_run(generated
         assert pl.read_delta("az://gold/fact_sales", storage_options=options).height > 0
     finally:
         az.close()
+
+
+def test_azurite_stopped_in_the_middle_of_a_run_fails_clearly_and_a_rerun_succeeds(generated_landing, tmp_path, monkeypatch):
+    """Bronze is written, then the storage disappears while the run goes on."""
+    import dagster as dg
+    from deltalake import DeltaTable
+
+    from retail_lakehouse.azure import AzureDeltaIOManager
+    from retail_lakehouse.bronze.assets import build_bronze_assets
+    from retail_lakehouse.partitions import daily_partitions
+    from retail_lakehouse.resources import CardTokenizer
+    from retail_lakehouse.sources import ALL_SOURCES
+
+    try:
+        az = Azurite(location=tmp_path / "azurite").start()  # on disk: blobs outlive the restart
+    except AzuriteNotInstalled as err:
+        pytest.fail(str(err), pytrace=False)
+    try:
+        account = AzureAccount(ACCOUNT_NAME, account_key=ACCOUNT_KEY, endpoint=az.endpoint)
+        ensure_containers(account, ("landing", "bronze", "silver", "gold", "ops"))
+        landing = AzureLandingZone(account_name=ACCOUNT_NAME, account_key=ACCOUNT_KEY, endpoint=az.endpoint)
+        upload_landing(generated_landing, landing)
+        io = AzureDeltaIOManager(account_name=ACCOUNT_NAME, account_key=ACCOUNT_KEY, endpoint=az.endpoint, retry_timeout_seconds=2, max_attempts=2)
+        partitions = daily_partitions(START)
+        bronze = build_bronze_assets(partitions)
+        outages = [1]  # the storage goes away once, in the first run
+
+        @dg.asset(key=["silver", "outage_probe"], deps=[a.key for a in bronze], partitions_def=partitions,
+                  backfill_policy=dg.BackfillPolicy.single_run(), metadata={"partition_column": "drop_date"})
+        def outage_probe(context: dg.AssetExecutionContext) -> pl.DataFrame:
+            if outages:
+                outages.pop()
+                az.stop()
+            return pl.DataFrame({"drop_date": [START], "n": [1]})
+
+        defs = dg.Definitions(
+            assets=[*bronze, outage_probe],
+            jobs=[dg.define_asset_job("lakehouse", selection="*")],
+            resources={"io_manager": io, "landing": landing, "card_tokenizer": CardTokenizer(key=TOKEN_KEY)},
+            executor=dg.in_process_executor,
+        )
+        result = run_range(defs, START, LAST, raise_on_error=False)
+        assert not result.success
+        [failure] = [e for e in result.all_events if e.is_step_failure]
+        message = str(failure.step_failure_data.error)
+        assert failure.step_key == "silver__outage_probe"
+        assert "devstoreaccount1" in message and "silver" in message and ACCOUNT_KEY not in message
+
+        az.start()
+        options = account.storage_options()
+        # Every table written before the outage is whole: its log reads, its rows are all there.
+        for source in ALL_SOURCES:
+            table = DeltaTable(f"az://bronze/{source}", storage_options=options)
+            assert table.version() >= 0
+        days = pl.read_delta("az://bronze/customer", storage_options=options)["drop_date"].unique().sort().to_list()
+        assert days == [START + dt.timedelta(days=i) for i in range(5)]
+        assert not DeltaTable.is_deltatable("az://silver/outage_probe", storage_options=options)
+
+        # After the restart the same run succeeds.
+        assert run_range(defs, START, LAST).success
+        assert pl.read_delta("az://silver/outage_probe", storage_options=options).height == 1
+    finally:
+        az.close()
