@@ -11,6 +11,7 @@ the whole table.
 import datetime as dt
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -183,6 +184,4 @@ class LocalDeltaIOManager(DeltaIOManager):
     root: str
 
     def table_uri(self, key: dg.AssetKey) -> str:
-        from pathlib import Path
-
         return str(Path(self.root).absolute().joinpath(*key.path))

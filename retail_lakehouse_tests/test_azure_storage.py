@@ -146,7 +146,7 @@ def test_table_locations_options_and_display_carry_no_secret(azurite):
     options = io.storage_options(key)
     assert options["allow_http"] == "true" and options["endpoint"] == azurite.endpoint
     assert ACCOUNT_KEY not in io.display_uri(key)
-    cloud = AzureDeltaIOManager(account_name="contosolake", sas_token=f"?sv=2024&sig=s3cret")
+    cloud = AzureDeltaIOManager(account_name="contosolake", sas_token="?sv=2024&sig=s3cret")
     assert cloud.display_uri(key) == "abfss://gold@contosolake.dfs.core.windows.net/daily_sales"
     assert cloud.storage_options(key)["sas_token"] == "sv=2024&sig=s3cret"  # no leading "?"
     assert "allow_http" not in cloud.storage_options(key)

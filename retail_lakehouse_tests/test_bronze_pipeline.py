@@ -7,10 +7,9 @@ import subprocess
 import sys
 
 import polars as pl
-import pytest
 from polars.testing import assert_frame_equal
 
-from retail_lakehouse.landing import ALL_SOURCES, SOURCE_COLUMNS
+from retail_lakehouse.landing import ALL_SOURCES
 from retail_lakehouse.orchestration import MEDALLION
 from retail_lakehouse_tests.conftest import START, make_lake
 

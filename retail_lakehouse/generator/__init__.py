@@ -91,9 +91,8 @@ from retail_lakehouse.generator.reference import (
     DIRTY_RATES,
     MALFORMED_KINDS,
     POS_BATCH_STAMPS,
-    POS_COLUMNS,
-    SOURCE_COLUMNS,
 )
+from retail_lakehouse.sources import POS_COLUMNS, SOURCE_COLUMNS
 
 __all__ = [
     "CHANNEL_VARIANTS",

@@ -7,7 +7,7 @@ recognisable as one.
 
 from __future__ import annotations
 
-from retail_lakehouse.sources import POS_COLUMNS, SOURCE_COLUMNS
+from retail_lakehouse.sources import SOURCE_COLUMNS
 
 CSV_SOURCES: tuple[str, ...] = tuple(SOURCE_COLUMNS)
 

@@ -13,7 +13,6 @@ import polars as pl
 
 from retail_lakehouse.gold import star
 from retail_lakehouse.gold.customer360 import build_customer_360
-from retail_lakehouse.partitions import window_dates
 from retail_lakehouse.policies import RETRY, SINGLE_RUN
 from retail_lakehouse.quality import checks
 from retail_lakehouse.quality.freshness import freshness_policy

@@ -3,7 +3,6 @@ produce (`retail_lakehouse.contracts`, `gold.star.GOLD_SCHEMAS`) so no type is w
 """
 
 import pandera.polars as pa
-import polars as pl
 
 from retail_lakehouse import contracts as c
 from retail_lakehouse.gold.customer360 import CUSTOMER_360_SCHEMA
