@@ -115,8 +115,11 @@ def _clean_rows(
     is_latest = pl.struct(keys).is_last_distinct()
     latest = valid.filter(is_latest)
     superseded = valid.filter(~is_latest).select(*keys, *LINEAGE)
-    cast = lambda f: f.select([pl.col(c).cast(t) for c, t in schema.items()])  # noqa: E731
-    return cast(latest), quarantine.cast({"reject_reasons": QUARANTINE_EXTRA["reject_reasons"]}), superseded, cast(valid)
+    def to_contract(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.select([pl.col(c).cast(t) for c, t in schema.items()])
+
+    quarantine = quarantine.cast({"reject_reasons": QUARANTINE_EXTRA["reject_reasons"]})
+    return to_contract(latest), quarantine, superseded, to_contract(valid)
 
 
 def _source_columns(bronze: pl.DataFrame) -> list[str]:
@@ -241,7 +244,7 @@ def _late_window_rules(prefix: str, business_date: str, late_days: int) -> list[
 
 
 def clean_sales(bronze: pl.DataFrame, late_days: int = 30) -> Cleaned:
-    returned = _flag("is_returned").fill_null(False) if False else _flag("is_returned")
+    returned = _flag("is_returned")
     order_ts = _ts("order_ts")
     quantity = _int("quantity", pl.Int32)
     price, discount, tax = _money("unit_price"), _money("discount_amount"), _money("tax_amount")
