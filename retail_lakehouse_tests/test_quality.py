@@ -19,9 +19,9 @@ NOW = dt.datetime(2026, 9, 10, tzinfo=UTC)
 def _sales(rows: list[tuple]) -> pl.DataFrame:
     """fact_sales-shaped rows from (order_id, line, date, channel, total, customer_key, product_key)."""
     base = []
-    for order_id, line, day, channel, total, ckey, pkey in rows:
+    for sales_id, (order_id, line, day, channel, total, ckey, pkey) in enumerate(rows, start=1):
         base.append({
-            "sales_id": hash((order_id, line)) & 0xFFFF, "order_id": order_id, "line_number": line, "customer_id": "C1", "customer_key": ckey,
+            "sales_id": sales_id, "order_id": order_id, "line_number": line, "customer_id": "C1", "customer_key": ckey,
             "product_id": "P1", "product_key": pkey, "store_id": "S1", "order_date": day, "delivery_date": day, "quantity": 1,
             "unit_price": Decimal(total), "discount_amount": Decimal("0"), "tax_amount": Decimal("0"), "sales_total": Decimal(total),
             "sales_channel": channel, "order_status": "Completed", "is_returned": False, "return_date": None, "return_reason": None,
