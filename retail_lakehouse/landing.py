@@ -7,7 +7,7 @@ bronze assets and the sensors use; `LocalLandingZone` serves a folder on disk.
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -15,8 +15,20 @@ import dagster as dg
 from retail_lakehouse.sources import ALL_SOURCES, DAILY_SOURCES, POS_COLUMNS, SOURCE_COLUMNS  # noqa: F401  (re-exported)
 
 _DROP_NAME = re.compile(
-    r"^(?P<source>[a-z_]+)_(?P<date>\d{8})_(?P<time>\d{6})(?:_(?P<seq>\d{1,9}))?\.(?P<ext>csv|jsonl)$"
+    r"^(?P<source>[a-z_]+)_(?P<date>\d{8})_(?P<time>\d{6})(?:_(?P<seq>\d{1,9}))?\.(?P<ext>[A-Za-z0-9]+)$"
 )
+
+
+class BadDropName(ValueError):
+    """A file in a source's folder whose name is not a drop of that source; `reason` says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def expected_name(source: str) -> str:
+    return f"{source}_YYYYMMDD_hhmmss_<seq>.jsonl" if source == "pos_events" else f"{source}_YYYYMMDD_hhmmss.csv"
 
 
 @dataclass(frozen=True, order=True)
@@ -27,6 +39,8 @@ class Drop:
     stamp: str  # "hhmmss" or "hhmmss_seq": orders several drops of one day
     source: str
     name: str
+    # The landing zone's content fingerprint when listed ("" if unknown); not part of identity.
+    fingerprint: str = field(default="", compare=False)
 
     @property
     def path(self) -> str:
@@ -34,20 +48,52 @@ class Drop:
         return f"{self.source}/{self.name}"
 
     @classmethod
-    def from_name(cls, source: str, name: str) -> "Drop | None":
+    def parse_name(cls, source: str, name: str, fingerprint: str = "") -> "Drop":
+        """The drop a file name stands for; raises BadDropName saying what is wrong with it."""
         m = _DROP_NAME.match(name)
-        if not m or m["source"] != source:
-            return None
+        if not m:
+            raise BadDropName(f"not a drop name: expected {expected_name(source)}")
+        if m["source"] != source:
+            raise BadDropName(f"named for source {m['source']!r}, but it is in the {source} folder")
         expected_ext = "jsonl" if source == "pos_events" else "csv"
         if m["ext"] != expected_ext:
-            return None
+            raise BadDropName(f"extension .{m['ext']}, expected .{expected_ext} ({expected_name(source)})")
         try:
             day = dt.datetime.strptime(m["date"], "%Y%m%d").date()
+        except ValueError:
+            raise BadDropName(f"{m['date']} is not a date (YYYYMMDD) in {expected_name(source)}") from None
+        try:
             dt.datetime.strptime(m["time"], "%H%M%S")
         except ValueError:
-            return None
+            raise BadDropName(f"{m['time']} is not a time of day (hhmmss) in {expected_name(source)}") from None
         stamp = m["time"] if m["seq"] is None else f"{m['time']}_{int(m['seq']):09d}"
-        return cls(day, stamp, source, name)
+        return cls(day, stamp, source, name, fingerprint)
+
+    @classmethod
+    def from_name(cls, source: str, name: str) -> "Drop | None":
+        try:
+            return cls.parse_name(source, name)
+        except BadDropName:
+            return None
+
+
+@dataclass(frozen=True)
+class StrayFile:
+    """A file in a source's folder that no partition will ever load, and why."""
+
+    source: str
+    name: str
+    reason: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.source}/{self.name}"
+
+
+def _hidden(name: str) -> bool:
+    # Dot files are the file system's or an uploader's (".DS_Store", ".part" uploads in progress),
+    # never a delivery: reporting them would only teach people to ignore the report.
+    return name.startswith(".")
 
 
 class LandingZone(dg.ConfigurableResource):
@@ -66,8 +112,37 @@ class LandingZone(dg.ConfigurableResource):
 
     def list_drops(self, source: str, first: dt.date, end: dt.date) -> list[Drop]:
         """Drops of business dates `[first, end)`, in delivery order."""
-        drops = (Drop.from_name(source, name) for name, _ in self.list_names(source))
-        return sorted(d for d in drops if d is not None and first <= d.business_date < end)
+        return self.survey(source, first, end)[0]
+
+    def survey(
+        self, source: str, first: dt.date, end: dt.date, earliest: dt.date | None = None, latest: dt.date | None = None
+    ) -> tuple[list[Drop], list[StrayFile]]:
+        """The drops of `[first, end)` in delivery order, and the stray files of the folder.
+
+        A stray file is one no partition will ever load: its name is not a drop of the source, or
+        its business date lies before `earliest` (the first partition) or after `latest` (today).
+        Listed on every run until someone moves it, so that it is never silently ignored.
+        """
+        drops, strays = [], []
+        for name, fingerprint in self.list_names(source):
+            if _hidden(name):
+                continue
+            try:
+                drop = Drop.parse_name(source, name, fingerprint)
+            except BadDropName as e:
+                strays.append(StrayFile(source, name, e.reason))
+                continue
+            if earliest is not None and drop.business_date < earliest:
+                strays.append(StrayFile(
+                    source, name, f"business date {drop.business_date} is before the first partition {earliest}: no run loads it"
+                ))
+            elif latest is not None and drop.business_date > latest:
+                strays.append(StrayFile(
+                    source, name, f"business date {drop.business_date} is in the future (today is {latest}, UTC)"
+                ))
+            elif first <= drop.business_date < end:
+                drops.append(drop)
+        return sorted(drops), strays
 
     def fingerprints(self, source: str) -> dict[str, str]:
         """{relative path: content fingerprint}; a re-delivered file gets a new fingerprint."""

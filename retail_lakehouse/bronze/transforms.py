@@ -2,7 +2,10 @@
 
 Pure functions, no Dagster: bytes in, Polars out. A file that cannot be parsed as a whole raises
 `MalformedDrop` with a reason; it is never half-loaded. Reasons never quote file content, because a
-payment file's content holds card numbers.
+payment file's content holds card numbers; the few header cells a reason names are masked first.
+
+PCI (seed 004): a card number typed into any text column is masked by the readers, so it never
+reaches a table, whatever column it was typed into (`card_number` itself is tokenized instead).
 """
 
 from __future__ import annotations
@@ -11,71 +14,343 @@ import csv
 import datetime as dt
 import hashlib
 import hmac
-import io
 import json
 import re
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 LINEAGE_COLUMNS = ("_source_file", "_row_number", "_ingested_at", "drop_date")
 
+# Reasons land in a table, the run log and the UI: short enough to read in one line.
+MAX_REASON_CHARS = 200
+# No column of any source legitimately holds this much; a longer field is an unclosed quote that
+# swallowed records, or a blob pasted into a cell. It is also Python csv's default limit, so the
+# tools that produced or will re-read the file choke on it too.
+MAX_FIELD_BYTES = 128 * 1024
+# A header is a few hundred bytes; a first line longer than this is data, or not a CSV at all.
+_MAX_HEADER_BYTES = 64 * 1024
+CARD_MASK_PREFIX = "[card ####"
+
 
 class MalformedDrop(ValueError):
-    """A whole file that cannot be loaded; `reason` says what is wrong and where."""
+    """A whole file that cannot be loaded; `reason` says what is wrong and where.
+
+    The reason is made safe on the way in (card numbers masked, printable, at most
+    `MAX_REASON_CHARS`), so no caller can store or log an unsafe one.
+    """
 
     def __init__(self, reason: str):
+        reason = safe_text(reason)
         super().__init__(reason)
         self.reason = reason
 
 
-def _decode(data: bytes) -> str:
-    if data.isascii():
-        # ASCII is valid UTF-8; skipping the validating decoder halves parse time on big drops.
-        return data.decode("ascii")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
+# Card numbers (PCI). A card number is 13-19 digits, single spaces or dashes allowed between them,
+# that pass the Luhn check. Digits glued to a letter or digit, directly or through "-" or "_", are
+# part of an identifier: "O2026090100001" and "LOY-20260901-00001" are keys, not cards, and
+# masking them would corrupt the keys. The vectorised filter below finds the few values that may
+# hold a card; Python decides on those only.
+_DIGIT_RUN = re.compile(r"[0-9](?:[ -]?[0-9])*")
+_MAY_HOLD_CARD = r"(?:^|[^0-9A-Za-z_-]|(?:^|[^0-9A-Za-z])[-_])[0-9](?:[ -]?[0-9]){12}"
+
+
+def _is_ascii_alnum(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _card_at(digits: list[str], i: int, last: int) -> tuple[int, str] | None:
+    """(last group, digits) of the longest card number starting at group i, if one does."""
+    ends, count = [], 0
+    for j in range(i, last + 1):
+        count += len(digits[j])
+        if count > 19:
+            break
+        if count >= 13:
+            ends.append(j)
+    for j in reversed(ends):
+        number = "".join(digits[i : j + 1])
+        if luhn_ok(number):
+            return j, number
+    return None
+
+
+def _glued(ch: str, beyond: str) -> bool:
+    """Is a digit run next to `ch` (and `beyond` it) part of an identifier?"""
+    return bool(ch) and (_is_ascii_alnum(ch) or (ch in "-_" and bool(beyond) and _is_ascii_alnum(beyond)))
+
+
+def _mask_run(text: str, start: int, end: int) -> str:
+    """The digit run text[start:end] with every card number in it masked."""
+    # Groups of digits and the single space or dash after each: a card number is consecutive
+    # groups ("4111 1111 1111 1111", maybe followed by more: "… 0127", the expiry date).
+    parts = re.split(r"([ -])", text[start:end])
+    digits, seps = parts[0::2], parts[1::2] + [""]
+    first, last = 0, len(digits) - 1
+    if _glued(text[start - 1 : start], text[start - 2 : start - 1]):
+        # The first word belongs to the identifier before it ("LOY-20260901-0001 4111…").
+        while first <= last and seps[first] == "-":
+            first += 1
+        first += 1
+    if _glued(text[end : end + 1], text[end + 1 : end + 2]):
+        while last >= first and seps[last - 1] == "-":
+            last -= 1
+        last -= 1
+    out, i = [d + s for d, s in zip(digits[:first], seps[:first])], first
+    while i <= last:
+        card = _card_at(digits, i, last)
+        if card is None:
+            out.append(digits[i] + seps[i])
+            i += 1
+        else:
+            out.append(f"{CARD_MASK_PREFIX}{card[1][-4:]}]{seps[card[0]]}")
+            i = card[0] + 1
+    out.extend(d + s for d, s in zip(digits[i:], seps[i:]))
+    return "".join(out)
+
+
+def mask_cards_in_text(text: str) -> str:
+    """`text` with every card number masked as `[card ####1234]` (the last four digits only)."""
+    pieces, pos = [], 0
+    for m in _DIGIT_RUN.finditer(text):
+        if m.end() - m.start() < 13:
+            continue
+        pieces.append(text[pos:m.start()])
+        pieces.append(_mask_run(text, m.start(), m.end()))
+        pos = m.end()
+    if not pieces:
+        return text
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
+def mask_card_numbers(frame: pl.DataFrame, skip: tuple[str, ...] = ()) -> pl.DataFrame:
+    """Mask card numbers in every text column of `frame` but `skip`.
+
+    One vectorised scan of every column at once; only the distinct values it flags (none, in clean
+    data) go through Python, and go back in with one vectorised replace per column.
+    """
+    names = [n for n, t in frame.schema.items() if t == pl.String and n not in skip]
+    if not names or frame.is_empty():
+        return frame
+    flagged = frame.select(pl.col(n).str.contains(_MAY_HOLD_CARD).any() for n in names).row(0, named=True)
+    updates = []
+    for name in (n for n in names if flagged[n]):
+        column = frame.get_column(name)
+        old = column.filter(column.str.contains(_MAY_HOLD_CARD)).unique().to_list()
+        changed = {o: n for o, n in ((o, mask_cards_in_text(o)) for o in old) if o != n}
+        if changed:
+            updates.append(column.replace(list(changed), list(changed.values())))
+    return frame.with_columns(updates) if updates else frame
+
+
+def safe_text(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """Text fit for a reason, a log line or metadata: cards masked, printable, at most `limit`."""
+    text = mask_cards_in_text(text)
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    if len(text) > limit:
+        # Drop a digit run the cut went through: its head could read as a different card number.
+        text = text[: limit - 1].rstrip("0123456789 -") + "…"
+    return text
+
+
+def _line_at(data: bytes, offset: int) -> int:
+    """1-based line of a byte offset, whichever of LF, CRLF or CR ends the lines."""
+    lf, cr, crlf = data.count(b"\n", 0, offset), data.count(b"\r", 0, offset), data.count(b"\r\n", 0, offset)
+    return lf + cr - crlf + 1
+
+
+_NON_SPACE = re.compile(rb"\S")
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _check_bytes(data: bytes) -> None:
+    """What is wrong with the file as a whole, before reading it as CSV."""
+    if not _NON_SPACE.search(data, len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0):
+        raise MalformedDrop("empty file: no header row" + (" (0 bytes)" if not data else " (only whitespace)"))
+    if data.startswith(_UTF16_BOMS):
+        raise MalformedDrop("UTF-16 encoded (byte-order mark at offset 0): re-export the file as UTF-8")
+    nul = data.find(b"\x00")
+    if nul >= 0:
         raise MalformedDrop(
-            f"not UTF-8: byte 0x{data[e.start]:02x} at offset {e.start} (line {line})"
+            f"binary content: NUL byte at offset {nul} (line {_line_at(data, nul)}); expected a UTF-8 text CSV"
+        )
+    _check_utf8(data)
+
+
+def _check_utf8(data: bytes) -> None:
+    if data.isascii():
+        # ASCII is valid UTF-8, and the check costs a fraction of a validating decode.
+        return
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise MalformedDrop(
+            f"not UTF-8: byte 0x{data[e.start]:02x} at offset {e.start} (line {_line_at(data, e.start)})"
         ) from None
 
 
-def _check_header(text: str, columns: tuple[str, ...]) -> None:
-    first_line = text.split("\n", 1)[0].rstrip("\r").lstrip("\ufeff")
-    header = next(csv.reader([first_line]), [])
+def _decode(data: bytes) -> str:
+    if data.isascii():
+        return data.decode("ascii")
+    _check_utf8(data)
+    return data.decode("utf-8")
+
+
+_COLUMN_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_ .-]{0,39}")
+
+
+def _cells(cells: list[str]) -> str:
+    """Header cells for a reason: only those that read as column names, so never a data value."""
+    shown = [repr(c) for c in cells if _COLUMN_LIKE.fullmatch(c) and not re.search(r"[0-9]{5}", c)]
+    hidden = len(cells) - len(shown)
+    listed = ", ".join(shown[:5]) + (f", +{len(shown) - 5} more" if len(shown) > 5 else "")
+    if hidden:
+        listed += (", " if listed else "") + f"{hidden} cell(s) that are not column names"
+    return f"[{listed}]"
+
+
+def _expected(columns: tuple[str, ...]) -> str:
+    return ",".join(columns[:4]) + (",…" if len(columns) > 4 else "")
+
+
+def _header_end(data: bytes) -> int:
+    """Offset of the line break ending the header row (the file's length if there is none)."""
+    ends = [i for i in (data.find(b"\n", 0, _MAX_HEADER_BYTES), data.find(b"\r", 0, _MAX_HEADER_BYTES)) if i >= 0]
+    if ends:
+        return min(ends)
+    if len(data) > _MAX_HEADER_BYTES:
+        raise MalformedDrop(
+            f"wrong header: the first line is longer than {_MAX_HEADER_BYTES // 1024} KB, so it is not a header row"
+        )
+    return len(data)
+
+
+def _header_line(data: bytes) -> str:
+    return data[: _header_end(data)].removeprefix(_UTF8_BOM).decode("utf-8", errors="replace")
+
+
+def _check_header(data: bytes, columns: tuple[str, ...]) -> None:
+    first_line = _header_line(data)
+    try:
+        header = next(csv.reader([first_line]), [])
+    except csv.Error as e:
+        raise MalformedDrop(f"wrong header: the first line is not a CSV row ({e})") from None
     if tuple(header) == columns:
         return
     if len(header) == 1 and len(columns) > 1:
         for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
             if sep in first_line:
                 raise MalformedDrop(f"wrong delimiter: the header is separated by {name}s, expected commas")
+    named = [c for c in header if c in columns]
+    if not named:
+        # Most likely a file delivered without its header: the first line is data (a payment's
+        # holds a card number), so none of it is quoted.
+        raise MalformedDrop(
+            f"wrong header: no header row, the first line names none of the {len(columns)} expected "
+            f"columns ({_expected(columns)}); add the header row"
+        )
+    duplicated = sorted({c for c in named if named.count(c) > 1})
+    if duplicated:
+        raise MalformedDrop(f"wrong header: duplicated column(s) {duplicated}")
     missing = [c for c in columns if c not in header]
     unexpected = [c for c in header if c not in columns]
     if not missing and not unexpected:
         raise MalformedDrop(f"wrong header: columns out of order, expected {','.join(columns)}")
-    raise MalformedDrop(f"wrong header: missing {missing}, unexpected {unexpected}")
+    raise MalformedDrop(f"wrong header: missing {missing}, unexpected {_cells(unexpected)}")
 
 
-def _check_complete(text: str, width: int) -> None:
-    """A file cut off mid-record has no final line break and a short (or open-quoted) last record."""
-    if not text or text.endswith("\n"):
+_QUOTE_CHUNK = 1 << 24  # bytes per numpy pass: bounds the memory of a file that quotes every field
+
+
+def _is_separator(b: np.ndarray) -> np.ndarray:
+    return (b == 0x2C) | (b == 0x0A) | (b == 0x0D)
+
+
+def _check_quotes(data: bytes) -> None:
+    """RFC 4180 quoting: a quote opens a field, closes it, or is doubled inside it; nothing else.
+
+    A quote in the middle of an unquoted field is the one mistake a CSV reader does not notice: it
+    can open a field that runs on, swallowing whole records, until another stray quote closes it.
+    Paired left to right, the quotes of a well-formed file alternate opening (at a field's start)
+    and closing (at its end); a doubled quote is a closing one right before an opening one. numpy
+    checks that over the quote positions without a Python loop.
+    """
+    if b'"' not in data:
         return
-    last_start = text.rfind("\n") + 1
-    records = list(csv.reader(io.StringIO(text[last_start:])))
-    if text.count('"', last_start) % 2 == 1 or not records or len(records[-1]) != width:
-        line = text.count("\n") + 1
-        raise MalformedDrop(f"truncated: the last record (line {line}) is incomplete and has no line break")
+    raw = np.frombuffer(data, dtype=np.uint8)
+    n, start = len(raw), (len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0)
+    seen = 0  # quotes before the chunk: their count gives each quote's place in the pairing
+    last_quote = -1
+    for lo in range(0, n, _QUOTE_CHUNK):
+        q = np.flatnonzero(raw[lo : lo + _QUOTE_CHUNK] == 0x22) + lo
+        if not q.size:
+            continue
+        prev, nxt = raw[np.maximum(q - 1, 0)], raw[np.minimum(q + 1, n - 1)]
+        opens_ok = _is_separator(prev) | (prev == 0x22) | (q == start)
+        closes_ok = _is_separator(nxt) | (nxt == 0x22) | (q == n - 1)
+        opening = (np.arange(seen, seen + q.size) % 2) == 0
+        bad = np.flatnonzero(np.where(opening, ~opens_ok, ~closes_ok))
+        if bad.size:
+            i = int(bad[0])
+            line = _line_at(data, int(q[i]))
+            if opening[i]:
+                raise MalformedDrop(
+                    f"stray quote on line {line}: a field that does not start with a quote contains one; "
+                    "quote the whole field and double the quotes inside it"
+                )
+            opened = int(q[i - 1]) if i else last_quote
+            raise MalformedDrop(
+                f"malformed quoting on line {line}: text follows the quote closing a field opened on "
+                f"line {_line_at(data, opened)}"
+            )
+        seen += q.size
+        last_quote = int(q[-1])
+    if seen % 2:
+        line = _line_at(data, last_quote)
+        if not data.endswith((b"\n", b"\r")):
+            raise MalformedDrop(f"truncated: the last record (line {line}) is incomplete and has no line break")
+        raise MalformedDrop(f"unbalanced quote: the quoted field opened on line {line} is never closed")
 
 
-def read_csv_drop(data: bytes, columns: tuple[str, ...]) -> pl.DataFrame:
-    """Parse one CSV drop: every column as text (empty = null), plus a 1-based `_row_number`."""
-    text = _decode(data)
-    _check_header(text, columns)
-    _check_complete(text, len(columns))
-    bad_rows: list[int | None] = []
+def _check_field_sizes(frame: pl.DataFrame) -> None:
+    longest = frame.select(pl.all().str.len_bytes().max()).row(0, named=True)
+    for name, size in longest.items():
+        if size is not None and size > MAX_FIELD_BYTES:
+            row = frame.select(pl.arg_where(pl.col(name).str.len_bytes() > MAX_FIELD_BYTES).first()).item() + 1
+            raise MalformedDrop(
+                f"field too large: column {name} of data row {row} is {size:,} bytes, over the "
+                f"{MAX_FIELD_BYTES // 1024} KB limit (an unclosed quote, or a blob pasted into a cell?)"
+            )
+
+
+def read_csv_drop(data: bytes, columns: tuple[str, ...], unmasked: tuple[str, ...] = ("card_number",)) -> pl.DataFrame:
+    """Parse one CSV drop: every column as text (empty = null), plus a 1-based `_row_number`.
+
+    LF, CRLF and CR line endings (also mixed) all end records, as every CSV reader treats them.
+    Card numbers are masked in every column but `unmasked` (the one the caller tokenizes).
+    """
+    _check_bytes(data)
+    _check_header(data, columns)
+    _check_quotes(data)
+    if not _NON_SPACE.search(data, _header_end(data)):
+        # Header only: an empty day, valid. (Arrow refuses a header without a line break.)
+        return _numbered(pl.DataFrame(schema={c: pl.String for c in columns}))
+    bad_rows: list[int] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         bad_rows.append(row.number)
@@ -83,7 +358,7 @@ def read_csv_drop(data: bytes, columns: tuple[str, ...]) -> pl.DataFrame:
 
     try:
         table = pacsv.read_csv(
-            io.BytesIO(data),
+            pa.py_buffer(data),
             read_options=pacsv.ReadOptions(use_threads=False),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
@@ -95,14 +370,21 @@ def read_csv_drop(data: bytes, columns: tuple[str, ...]) -> pl.DataFrame:
         # Arrow quotes the offending row; keep only its diagnosis.
         raise MalformedDrop(f"unparseable CSV: {str(e).split(':', 1)[0]}") from None
     if bad_rows:
-        where = ", ".join(str(n) for n in bad_rows[:5] if n is not None) or "unknown"
+        # Arrow numbers records from the header (1); bronze's `_row_number` from the first data row.
+        last_record = table.num_rows + len(bad_rows) + 1
+        if bad_rows[-1] == last_record and not data.endswith((b"\n", b"\r")):
+            line = _line_at(data, len(data))
+            raise MalformedDrop(f"truncated: the last record (line {line}) is incomplete and has no line break")
+        where = ", ".join(str(n - 1) for n in bad_rows[:5] if n > 0) or "unknown"
         raise MalformedDrop(
             f"{len(bad_rows)} record(s) with a field count different from the header's "
-            f"{len(columns)} (row(s) {where})"
+            f"{len(columns)} (data row(s) {where}{', …' if len(bad_rows) > 5 else ''})"
         )
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
-    return _numbered(frame.select(columns))
+    frame = frame.select(columns)
+    _check_field_sizes(frame)
+    return _numbered(mask_card_numbers(frame, skip=unmasked))
 
 
 def _numbered(frame: pl.DataFrame) -> pl.DataFrame:
@@ -111,7 +393,7 @@ def _numbered(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def read_jsonl_drop(data: bytes, columns: tuple[str, ...]) -> pl.DataFrame:
-    """Parse one JSON Lines micro-batch; values kept as delivered text."""
+    """Parse one JSON Lines micro-batch; values kept as delivered text, card numbers masked."""
     text = _decode(data)
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -125,7 +407,7 @@ def read_jsonl_drop(data: bytes, columns: tuple[str, ...]) -> pl.DataFrame:
             raise MalformedDrop(f"line {number} is not a JSON object")
         rows.append([None if obj.get(c) is None else str(obj[c]) for c in columns])
     frame = pl.DataFrame(rows, schema={c: pl.String for c in columns}, orient="row")
-    return _numbered(frame)
+    return _numbered(mask_card_numbers(frame))
 
 
 _NON_DIGITS = re.compile(r"\D")
