@@ -11,10 +11,16 @@ import json
 import dagster as dg
 
 from retail_lakehouse.landing import SOURCE_COLUMNS, Drop, LandingZone
+from retail_lakehouse.partitions import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    ReversedRangeError,
+    UnknownPartitionError,
+    reversed_range_message,
+    unknown_partition_message,
+)
 
 LAKEHOUSE_JOB = "lakehouse"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 MEDALLION = dg.AssetSelection.groups("bronze", "silver", "gold")
 
@@ -22,7 +28,7 @@ MEDALLION = dg.AssetSelection.groups("bronze", "silver", "gold")
 def range_tags(first: dt.date, last: dt.date) -> dict[str, str]:
     """Tags that make a run cover the daily partitions first..last (inclusive)."""
     if last < first:
-        raise ValueError(f"partition range {first}...{last} ends before it starts")
+        raise ReversedRangeError(reversed_range_message(first.isoformat(), last.isoformat()))
     return {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
 
 
@@ -46,18 +52,17 @@ def run_range(
 ) -> dg.ExecuteInProcessResult:
     """Materialize `selection` (default: every medallion asset) for first..last in one run."""
     job = defs.resolve_job_def(LAKEHOUSE_JOB)
-    existing = set(job.partitions_def.get_partition_keys()) if job.partitions_def else set()
-    for day in (first, last):
-        if day.isoformat() not in existing:
-            raise ValueError(
-                f"no daily partition {day}: partitions run from {min(existing, default='-')} to "
-                f"{max(existing, default='-')} (yesterday, UTC)"
-            )
+    # Refused before the run exists, as the CLI does: nothing is written, nothing is retried.
+    tags = range_tags(first, last)
+    if job.partitions_def is not None:
+        for day in (first, last):
+            if not job.partitions_def.has_partition_key(day.isoformat()):
+                raise UnknownPartitionError(unknown_partition_message(job.partitions_def, day.isoformat()))
     keys = None
     if selection is not None:
         keys = list(selection.resolve(defs.resolve_asset_graph()))
     return job.execute_in_process(
-        tags=range_tags(first, last), instance=instance, asset_selection=keys, raise_on_error=raise_on_error
+        tags=tags, instance=instance, asset_selection=keys, raise_on_error=raise_on_error
     )
 
 

@@ -13,12 +13,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import click
+
 # The demo's first business day; the demo data and the daily partitions line up on it.
 DEMO_START = dt.date(2026, 9, 1)
 DEMO_DAYS = 61
 
 # Returns and refunds arrive up to this many days after the order (SPEC §2 change data).
 LATE_DATA_DAYS = 30
+
+# How long a run waits for another run writing the same lakehouse before it gives up (locks.py). A
+# year's single-run backfill takes about three minutes here: half an hour means stuck, not busy.
+LOCK_TIMEOUT_SECONDS = 1800.0
+
+ENGINES = ("polars", "spark")
+# Spark is a planned engine: the setting exists so deployments can name it, but until its assets
+# are built, accepting it would silently run Polars. Add it here when it is.
+AVAILABLE_ENGINES = ("polars",)
 
 
 AZURE_PUBLIC_VARIABLES = ("AZURE_STORAGE_ACCOUNT_NAME", "RETAIL_LAKEHOUSE_AZURE_ENDPOINT")
@@ -38,13 +49,23 @@ AZURE_SECRET_VARIABLES = (
 )
 
 
-class SettingsError(ValueError):
+class InvocationError(click.ClickException, ValueError):
+    """A bad invocation: a setting, a partition or a range the user gave; one line saying what to do.
+
+    Dagster's CLI is a click application: click prints a `ClickException` as `Error: <message>`
+    and exits 1, where any other exception raised while loading the code location or checking
+    `--partition` reaches the user as a traceback with the message at its very end.
+    """
+
+
+class SettingsError(InvocationError):
     """A setting is missing or malformed; the message names the variable and what to set."""
 
 
-def _default_token_key_file() -> Path:
+def _default_token_key_file(env: Mapping[str, str] | None = None) -> Path:
     # Outside the work tree on purpose: the key must never be committed with the project.
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    env = os.environ if env is None else env
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "retail_lakehouse" / "card_token.key"
 
 
@@ -58,12 +79,16 @@ class Settings:
     # Local mode only: where the generated card-token key lives when the variable is unset.
     token_key_file: Path = field(default_factory=_default_token_key_file)
     late_data_days: int = LATE_DATA_DAYS
+    lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS
     # Low-stock alerts are POSTed here as well as logged (RETAIL_LAKEHOUSE_ALERT_WEBHOOK).
     alert_webhook: str | None = None
     # True when RETAIL_LAKEHOUSE_TOKEN_KEY is set: the tokenizer then reads it through EnvVar.
     token_key_from_env: bool = False
     # Azure mode: public values, and "set" for each secret variable that is present.
     azure_env: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        _check_engine(self.engine)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -72,10 +97,7 @@ class Settings:
         if kind not in ("local", "azure"):
             raise SettingsError(f"RETAIL_LAKEHOUSE_ENV must be 'local' or 'azure', got {kind!r}")
         engine = env.get("RETAIL_LAKEHOUSE_ENGINE", "polars")
-        if engine not in ("polars", "spark"):
-            raise SettingsError(
-                f"RETAIL_LAKEHOUSE_ENGINE must be 'polars' or 'spark', got {engine!r}"
-            )
+        _check_engine(engine)
         start = env.get("RETAIL_LAKEHOUSE_START_DATE")
         try:
             start_date = dt.date.fromisoformat(start) if start else DEMO_START
@@ -83,7 +105,25 @@ class Settings:
             raise SettingsError(
                 f"RETAIL_LAKEHOUSE_START_DATE must be a date like 2026-09-01, got {start!r}"
             ) from None
-        if kind == "azure" and not env.get("RETAIL_LAKEHOUSE_TOKEN_KEY"):
+        lock_timeout = env.get("RETAIL_LAKEHOUSE_LOCK_TIMEOUT")
+        try:
+            lock_timeout_seconds = float(lock_timeout) if lock_timeout else LOCK_TIMEOUT_SECONDS
+        except ValueError:
+            lock_timeout_seconds = -1.0
+        if not 0 <= lock_timeout_seconds < float("inf"):
+            raise SettingsError(
+                f"RETAIL_LAKEHOUSE_LOCK_TIMEOUT must be seconds to wait for another run, like 600 (0: do not wait), "
+                f"got {lock_timeout!r}"
+            )
+        token_key = env.get("RETAIL_LAKEHOUSE_TOKEN_KEY")
+        if token_key is not None and not token_key.strip():
+            # Set but blank is a mistake (an unexpanded secret, `export X=`), not a request for
+            # the default: falling back to the key file would tokenize cards under another key.
+            fallback = "" if kind == "azure" else f", or unset it to use the key file {_default_token_key_file(env)}"
+            raise SettingsError(
+                f"RETAIL_LAKEHOUSE_TOKEN_KEY is set but blank: set it to your card-token key{fallback}"
+            )
+        if kind == "azure" and not token_key:
             raise SettingsError(
                 "RETAIL_LAKEHOUSE_TOKEN_KEY is required when RETAIL_LAKEHOUSE_ENV=azure: "
                 "card numbers are tokenized with it (keep it in your secret store)."
@@ -98,7 +138,17 @@ class Settings:
             landing_root=Path(env.get("RETAIL_LAKEHOUSE_LANDING_ROOT", "data/landing")),
             lake_root=Path(env.get("RETAIL_LAKEHOUSE_LAKE_ROOT", "data/lakehouse")),
             start_date=start_date,
+            lock_timeout_seconds=lock_timeout_seconds,
+            token_key_file=_default_token_key_file(env),
             azure_env=azure_env,
-            token_key_from_env=bool(env.get("RETAIL_LAKEHOUSE_TOKEN_KEY")),
+            token_key_from_env=token_key is not None,
             alert_webhook=env.get("RETAIL_LAKEHOUSE_ALERT_WEBHOOK") or None,
         )
+
+
+def _check_engine(engine: str) -> None:
+    if engine in AVAILABLE_ENGINES:
+        return
+    if engine in ENGINES:
+        raise SettingsError(f"RETAIL_LAKEHOUSE_ENGINE={engine} is not available yet; use polars (the default)")
+    raise SettingsError(f"RETAIL_LAKEHOUSE_ENGINE must be polars (the default), got {engine!r}")

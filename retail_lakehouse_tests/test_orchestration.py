@@ -79,8 +79,12 @@ def test_a_range_outside_the_partitions_is_refused_with_the_valid_span(tmp_path)
     from retail_lakehouse.orchestration import run_range
 
     lake = make_lake(tmp_path, tmp_path / "landing")
-    with pytest.raises(ValueError, match=r"no daily partition 2026-08-31: partitions run from 2026-09-01 to "):
+    yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    span = rf"partitions run from 2026-09-01 to {yesterday} \(yesterday, UTC\); pick days in that range"
+    with pytest.raises(ValueError, match=rf"^no daily partition 2026-08-31: {span}$"):
         run_range(lake.defs, dt.date(2026, 8, 31), dt.date(2026, 9, 2))
-    tomorrow = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
-    with pytest.raises(ValueError, match=f"no daily partition {tomorrow}"):
+    tomorrow = yesterday + dt.timedelta(days=2)
+    with pytest.raises(ValueError, match=rf"^no daily partition {tomorrow}: {span}$"):
         run_range(lake.defs, dt.date(2026, 9, 1), tomorrow)
+    with pytest.raises(ValueError, match=r"--partition-range 2026-09-01\.\.\.2026-09-02$"):
+        run_range(lake.defs, dt.date(2026, 9, 2), dt.date(2026, 9, 1))
