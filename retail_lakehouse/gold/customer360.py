@@ -8,25 +8,10 @@ single multi-way LEFT JOIN would multiply points by lines).
 
 import polars as pl
 
+from retail_lakehouse.catalog import schema
 from retail_lakehouse.gold.star import UNKNOWN_KEY
 
-CUSTOMER_360_SCHEMA = {
-    "customer_id": pl.String,
-    "email": pl.String,
-    "registration_date": pl.Date,
-    "segment": pl.String,
-    "total_transactions": pl.Int64,
-    "lifetime_value": pl.Decimal(18, 2),
-    "last_purchase_date": pl.Date,
-    "days_since_purchase": pl.Int64,
-    "online_transactions": pl.Int64,
-    "store_transactions": pl.Int64,
-    "mobile_transactions": pl.Int64,
-    "preferred_categories": pl.String,
-    "total_points_earned": pl.Int64,
-    "total_points_redeemed": pl.Int64,
-    "rfm_segment": pl.String,
-}
+CUSTOMER_360_SCHEMA = schema("gold", "customer_360")
 
 
 def build_customer_360(

@@ -1,82 +1,66 @@
-"""The quality policy at a glance: every check, on which table, how severe, with which limits.
+"""The quality policy as Dagster sees it: every check, on which table, how severe, with which limits.
 
-ERROR checks are blocking: when one fails, Dagster does not run the assets downstream of the
-checked one in that run (seed 000 §3.1: bad data never reaches gold). WARN checks report drift.
+Which table has which check, and whether it blocks, is declared in the table's catalog entry
+(`retail_lakehouse.catalog`); this module turns those declarations into Dagster check specs and
+severities. ERROR checks are blocking: when one fails, Dagster does not run the assets downstream of
+the checked one in that run (seed 000 §3.1: bad data never reaches gold). WARN checks report drift.
 """
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import dagster as dg
 
-# A partition whose quarantined share of bronze rows exceeds this fails its blocking check.
-QUARANTINE_LIMIT = 0.05
-# ... once it holds this many bronze rows: one bad row in a 15-row inventory day is noise, not a
-# broken feed, so smaller partitions are only reported (by the WARN check).
-QUARANTINE_MIN_ROWS = 100
-# Facts pointing at the unknown member (−1), e.g. a product delivered days after its first sale:
-# counted always; a WARN failure above the first share, a blocking ERROR above the second.
-ORPHAN_WARN_SHARE = 0.05
-ORPHAN_ERROR_SHARE = 0.10
-# Seed 000 §8.2: data freshness SLA.
-FRESHNESS_WARN = dt.timedelta(hours=24)
-FRESHNESS_FAIL = dt.timedelta(hours=30)
+from retail_lakehouse import catalog
+from retail_lakehouse.catalog import (  # noqa: F401  (the check names and limits, re-exported)
+    CONSERVATION,
+    CONTRACT,
+    DROPS_LOADED,
+    LOW_STOCK,
+    ORPHAN_ERROR_SHARE,
+    ORPHAN_KEYS,
+    ORPHAN_WARN_SHARE,
+    PARTITION_FRESHNESS,
+    QUARANTINE_LIMIT,
+    QUARANTINE_MIN_ROWS,
+    QUARANTINE_SHARE,
+    QUARANTINE_WITHIN_LIMIT,
+    REFUNDS_WITHIN_PAYMENTS,
+    REVENUE_RECONCILES,
+    SCD2_INTERVALS,
+)
+
+FRESHNESS_WARN = dt.timedelta(hours=catalog.FRESHNESS_WARN_HOURS)
+FRESHNESS_FAIL = dt.timedelta(hours=catalog.FRESHNESS_FAIL_HOURS)
 # Rows of a failing check shown in its metadata.
 SAMPLE_ROWS = 10
 
-CONTRACT = "contract"  # pandera schema: columns, types, nullability, ranges, allowed values, keys
-CONSERVATION = "bronze_rows_accounted_for"  # bronze = silver + quarantine + superseded
-QUARANTINE_WITHIN_LIMIT = "quarantine_within_limit"
-QUARANTINE_SHARE = "quarantine_share"
-REVENUE_RECONCILES = "revenue_reconciles_with_fact_sales"
-ORPHAN_KEYS = "orphan_dimension_keys"
-REFUNDS_WITHIN_PAYMENTS = "refunds_within_payments"
-SCD2_INTERVALS = "scd2_intervals_valid"
-PARTITION_FRESHNESS = "newest_partition_fresh"
-
 
 @dataclass(frozen=True)
-class Check:
-    name: str
-    blocking: bool
-    description: str
-
+class Check(catalog.Check):
     @property
     def severity(self) -> dg.AssetCheckSeverity:
         return dg.AssetCheckSeverity.ERROR if self.blocking else dg.AssetCheckSeverity.WARN
 
 
-_CONTRACT = Check(CONTRACT, True, "Columns, types, nullability, ranges, allowed values and key uniqueness (pandera).")
-_SILVER = (
-    _CONTRACT,
-    Check(CONSERVATION, True, "For every drop date: bronze rows = silver + quarantined + superseded rows."),
-    Check(QUARANTINE_WITHIN_LIMIT, True, f"Quarantined share of the partition's bronze rows ≤ {QUARANTINE_LIMIT:.0%} (from {QUARANTINE_MIN_ROWS} rows)."),
-    Check(QUARANTINE_SHARE, False, f"Reports the quarantined share of the partition (warns above {QUARANTINE_LIMIT:.0%})."),
-)
+def _dagster(check: catalog.Check) -> Check:
+    return Check(**{f.name: getattr(check, f.name) for f in fields(check)})
 
+
+# Checks evaluated in the step that writes the table: they become the asset's check specs.
 POLICY: dict[tuple[str, ...], tuple[Check, ...]] = {
-    **{("silver", t): _SILVER for t in ("customer", "product", "store", "sales", "payment", "inventory", "loyalty")},
-    ("gold", "dim_customer"): (_CONTRACT, Check(SCD2_INTERVALS, True, "Per customer: no overlapping versions, exactly one current, unique keys.")),
-    ("gold", "dim_product"): (_CONTRACT, Check(SCD2_INTERVALS, True, "Per product: no overlapping versions, exactly one current, unique keys.")),
-    ("gold", "dim_store"): (_CONTRACT,),
-    ("gold", "dim_date"): (_CONTRACT,),
-    ("gold", "fact_sales"): (
-        _CONTRACT,
-        # Blocking, but only an ERROR-severity result blocks: below the error share it warns.
-        Check(ORPHAN_KEYS, True, f"Facts on the unknown member (−1): warns above {ORPHAN_WARN_SHARE:.0%}, blocks above {ORPHAN_ERROR_SHARE:.0%}."),
-    ),
-    ("gold", "fact_payment"): (_CONTRACT, Check(REFUNDS_WITHIN_PAYMENTS, True, "No refund exceeds its payment.")),
-    ("gold", "agg_daily_sales"): (
-        _CONTRACT,
-        Check(REVENUE_RECONCILES, True, "Σ fact_sales.sales_total per date and channel = total_revenue, to the cent."),
-    ),
-    ("gold", "sales_performance"): (_CONTRACT,),
-    ("gold", "customer_lifetime_value"): (_CONTRACT,),
-    ("gold", "product_return_analysis"): (_CONTRACT,),
-    ("gold", "customer_360"): (_CONTRACT,),
+    t.key: tuple(_dagster(c) for c in t.checks if not c.standalone)
+    for t in catalog.tables()
+    if any(not c.standalone for c in t.checks)
+}
+# Checks that read the stored table on their own (freshness on a schedule; the ledger's contract).
+STANDALONE: dict[tuple[str, ...], tuple[Check, ...]] = {
+    t.key: tuple(_dagster(c) for c in t.checks if c.standalone)
+    for t in catalog.tables()
+    if any(c.standalone for c in t.checks)
 }
 
-FRESHNESS_CHECKED = (("gold", "fact_sales"), ("gold", "fact_payment"), ("gold", "agg_daily_sales"))
+FRESHNESS_CHECKED = tuple(t.key for t in catalog.tables(check=PARTITION_FRESHNESS))
 
 
 def checks_for(path: tuple[str, ...]) -> tuple[Check, ...]:
@@ -88,4 +72,9 @@ def check_specs_for(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
 
 
 def check(path: tuple[str, ...], name: str) -> Check:
-    return next(c for c in checks_for(path) if c.name == name)
+    return next(c for c in (*checks_for(path), *STANDALONE.get(tuple(path), ())) if c.name == name)
+
+
+def limits(path: tuple[str, ...], name: str) -> dict[str, float]:
+    """The limits a table's check is declared with, e.g. `limits(("silver", "sales"), QUARANTINE_WITHIN_LIMIT)`."""
+    return dict(check(path, name).limits)
