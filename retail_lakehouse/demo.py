@@ -13,9 +13,10 @@ import polars as pl
 from retail_lakehouse.definitions import build_defs
 from retail_lakehouse.landing import LocalLandingZone
 from retail_lakehouse.orchestration import run_range
-from retail_lakehouse.pos_stream import MAX_BATCHES_PER_RUN, POS_JOB
 from retail_lakehouse.settings import DEMO_DAYS, DEMO_START, Settings
 from retail_lakehouse.storage import table_exists
+from retail_lakehouse.stream.rules import MAX_BATCHES_PER_RUN
+from retail_lakehouse.stream.sensor import POS_JOB, run_config
 
 DEMO_SEED = 42
 DEMO_SCALE = 0.1
@@ -43,7 +44,7 @@ def main() -> int:
         # The same exactly-once merge the pos_stream sensor requests, in runs of bounded size.
         for i in range(0, len(batches), MAX_BATCHES_PER_RUN):
             chunk = batches[i : i + MAX_BATCHES_PER_RUN]
-            stream.execute_in_process(run_config={"ops": {"merge_pos_batches": {"config": {"batches": chunk}}}}, instance=instance)
+            stream.execute_in_process(run_config=run_config(chunk), instance=instance)
         print(f"merged {len(batches)} POS micro-batches into gold/inventory_positions in {time.perf_counter() - started:.1f} s")
         # The 5-minute windows are read from the ledger the stream just filled.
         run_range(defs, last, last, selection=dg.AssetSelection.assets(["gold", "pos_sales_5min"]), instance=instance)

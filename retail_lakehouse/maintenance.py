@@ -7,7 +7,7 @@ fewer, larger files, and vacuum deletes files no version younger than the retent
 import dagster as dg
 from deltalake import DeltaTable
 
-from retail_lakehouse.storage import DeltaIOManager, table_exists
+from retail_lakehouse.storage import Lakehouse
 
 RETENTION_HOURS = 7 * 24
 MAINTENANCE_JOB = "delta_maintenance"
@@ -22,12 +22,12 @@ def maintain(uri: str, storage_options: dict[str, str] | None = None, retention_
 
 def build_maintenance(table_keys: list[dg.AssetKey]):
     @dg.op
-    def compact_and_vacuum(context: dg.OpExecutionContext, io_manager: dg.ResourceParam[DeltaIOManager]) -> None:
+    def compact_and_vacuum(context: dg.OpExecutionContext, lake: Lakehouse) -> None:
         """Compact and vacuum every table of the lakehouse."""
         for key in table_keys:
-            uri, options = io_manager.table_uri(key), io_manager.storage_options(key)
-            if table_exists(uri, options):
-                stats = maintain(uri, options)
+            if lake.exists(key):
+                with lake.storage_errors(key, "compacting and vacuuming"):
+                    stats = maintain(lake.table_uri(key), lake.storage_options(key))
                 context.log.info(f"{key.to_user_string()}: {stats}")
 
     @dg.job(name=MAINTENANCE_JOB, executor_def=dg.in_process_executor)

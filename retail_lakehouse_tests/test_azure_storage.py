@@ -18,7 +18,7 @@ from deltalake import DeltaTable
 from retail_lakehouse.azure import (
     AzureAccessError,
     AzureAccount,
-    AzureDeltaIOManager,
+    AzureLakehouse,
     AzureLandingZone,
     AzureStorageError,
     AzureUnavailableError,
@@ -32,7 +32,7 @@ from retail_lakehouse.landing import Drop
 from retail_lakehouse.orchestration import range_tags
 from retail_lakehouse.partitions import window_dates
 from retail_lakehouse.settings import SettingsError
-from retail_lakehouse.storage import AUDIT_LOG_KEY, PARTITION_COLUMN
+from retail_lakehouse.storage import AUDIT_LOG_KEY, PARTITION_COLUMN, DeltaIOManager
 from retail_lakehouse_tests.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite, AzuriteNotInstalled, azurite_binary
 
 DAYS = dg.DailyPartitionsDefinition(start_date="2026-09-01", end_date="2026-10-01", timezone="UTC")
@@ -60,9 +60,13 @@ def azurite():
         az.close()
 
 
-def _io(az: Azurite, **overrides) -> AzureDeltaIOManager:
+def _lake(az: Azurite, **overrides) -> AzureLakehouse:
     config = {"account_name": ACCOUNT_NAME, "account_key": ACCOUNT_KEY, "endpoint": az.endpoint, "retry_timeout_seconds": 5}
-    return AzureDeltaIOManager(**{**config, **overrides})
+    return AzureLakehouse(**{**config, **overrides})
+
+
+def _io(az: Azurite, **overrides) -> DeltaIOManager:
+    return DeltaIOManager(lake=_lake(az, **overrides))
 
 
 def _read(az: Azurite, uri: str) -> pl.DataFrame:
@@ -140,18 +144,18 @@ def test_io_manager_replaces_exactly_a_window_and_reads_whole_tables(azurite):
 
 
 def test_table_locations_options_and_display_carry_no_secret(azurite):
-    io = _io(azurite)
+    lake = _lake(azurite)
     key = dg.AssetKey(["gold", "daily_sales"])
-    assert io.table_uri(key) == "az://gold/daily_sales"
-    options = io.storage_options(key)
+    assert lake.table_uri(key) == "az://gold/daily_sales"
+    options = lake.storage_options(key)
     assert options["allow_http"] == "true" and options["endpoint"] == azurite.endpoint
-    assert ACCOUNT_KEY not in io.display_uri(key)
-    cloud = AzureDeltaIOManager(account_name="contosolake", sas_token="?sv=2024&sig=s3cret")
+    assert ACCOUNT_KEY not in lake.display_uri(key)
+    cloud = AzureLakehouse(account_name="contosolake", sas_token="?sv=2024&sig=s3cret")
     assert cloud.display_uri(key) == "abfss://gold@contosolake.dfs.core.windows.net/daily_sales"
     assert cloud.storage_options(key)["sas_token"] == "sv=2024&sig=s3cret"  # no leading "?"
     assert "allow_http" not in cloud.storage_options(key)
     with pytest.raises(ValueError, match="unknown layer"):
-        io.table_uri(dg.AssetKey(["platinum", "x"]))
+        lake.table_uri(dg.AssetKey(["platinum", "x"]))
 
 
 # -- credentials and clear failures -----------------------------------------------------------------
@@ -164,7 +168,7 @@ def _gold_sas(az: Azurite) -> str:
 
 
 # Contexts are entered so the resources they build are closed here, not by the garbage collector.
-def _load(io: AzureDeltaIOManager, key: list[str]) -> pl.DataFrame:
+def _load(io: DeltaIOManager, key: list[str]) -> pl.DataFrame:
     with (
         dg.build_output_context(asset_key=key, definition_metadata={}) as upstream,
         dg.build_input_context(asset_key=key, upstream_output=upstream) as context,
@@ -172,7 +176,7 @@ def _load(io: AzureDeltaIOManager, key: list[str]) -> pl.DataFrame:
         return io.load_input(context).collect()
 
 
-def _write(io: AzureDeltaIOManager, key: list[str], frame: pl.DataFrame) -> None:
+def _write(io: DeltaIOManager, key: list[str], frame: pl.DataFrame) -> None:
     with dg.build_output_context(asset_key=key, run_id=uuid.uuid4().hex) as context:
         io.handle_output(context, frame)
 
@@ -183,7 +187,7 @@ def test_a_gold_sas_reads_gold_and_is_refused_on_bronze(azurite):
     sas = _gold_sas(azurite)
     signature = sas.split("sig=")[1]
 
-    reporting = AzureDeltaIOManager(account_name=ACCOUNT_NAME, sas_token=sas, endpoint=azurite.endpoint)
+    reporting = DeltaIOManager(lake=AzureLakehouse(account_name=ACCOUNT_NAME, sas_token=sas, endpoint=azurite.endpoint))
     assert _load(reporting, ["gold", table])["revenue"].sum() == 30
     with pytest.raises(AzureAccessError) as refused:
         _write(reporting, ["bronze", table], pl.DataFrame({"x": [1]}))
@@ -328,8 +332,7 @@ def test_storage_outage_fails_clearly_keeps_the_log_and_a_rerun_succeeds(tmp_pat
         assert _materialize([daily], io, tags={**range_tags(D1, D2), "batch": "1"}).success
 
         # A run that passed its preflight, then lost the storage between two writes.
-        io.check_access("bronze")
-        io.check_access("ops")
+        io.lake.preflight(dg.AssetKey(["bronze", table]), AUDIT_LOG_KEY)
         port = az.port
         az.stop()
         started = time.monotonic()
@@ -418,7 +421,7 @@ def test_build_azure_resources_passes_secrets_as_env_var_names(monkeypatch):
         "RETAIL_LAKEHOUSE_AZURE_ENDPOINT": "http://127.0.0.1:10000/devstoreaccount1",
     }
     resources = build_azure_resources(env)
-    assert set(resources) == {"io_manager", "landing"}
+    assert set(resources) == {"lake", "io_manager", "landing"}
 
     # What the UI shows (the repository snapshot the webserver reads): variable names, never values.
     snap = RepositorySnap.from_def(dg.Definitions(resources=resources).get_repository_def())
@@ -428,13 +431,13 @@ def test_build_azure_resources_passes_secrets_as_env_var_names(monkeypatch):
 
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    io = resources["io_manager"].process_config_and_initialize()
+    lake = resources["lake"].process_config_and_initialize()
     gold, bronze = dg.AssetKey(["gold", "t"]), dg.AssetKey(["bronze", "t"])
-    assert io.storage_options(gold)["sas_token"] == "sv=2024&sig=gold-signature"
-    assert "account_key" not in io.storage_options(gold)
-    assert io.storage_options(bronze)["account_key"] == "shared-key-value"
-    assert io.storage_options(bronze)["allow_http"] == "true"
-    assert "gold-signature" not in io.display_uri(gold)
+    assert lake.storage_options(gold)["sas_token"] == "sv=2024&sig=gold-signature"
+    assert "account_key" not in lake.storage_options(gold)
+    assert lake.storage_options(bronze)["account_key"] == "shared-key-value"
+    assert lake.storage_options(bronze)["allow_http"] == "true"
+    assert "gold-signature" not in lake.display_uri(gold)
     landing = resources["landing"].process_config_and_initialize()
     assert landing.account().credential_kind == "account key"
 

@@ -6,11 +6,14 @@ import time
 
 import dagster as dg
 import polars as pl
+from deltalake import DeltaTable
 from polars.testing import assert_frame_equal
 
 from retail_lakehouse.gold.positions import POS_EVENT_SCHEMA, positions, sales_windows_5min
 from retail_lakehouse.landing import LocalLandingZone
-from retail_lakehouse.pos_stream import LEDGER, MAX_BATCHES_PER_RUN, POSITIONS, apply_batch
+from retail_lakehouse.stream.rules import MAX_BATCHES_PER_RUN
+from retail_lakehouse.stream.sensor import requested_batches, run_config
+from retail_lakehouse.stream.tables import LEDGER, POSITIONS, apply_batch
 from retail_lakehouse_tests.conftest import START, make_lake
 
 UTC = dt.timezone.utc
@@ -82,7 +85,7 @@ def _batches(landing) -> list[str]:
 
 
 def _io(lake):
-    return lake.defs.resources["io_manager"], LocalLandingZone(root=str(lake.landing))
+    return lake.defs.resources["lake"], LocalLandingZone(root=str(lake.landing))
 
 
 def test_replaying_every_batch_twice_and_a_crash_before_the_cursor_equal_one_clean_pass(generated_landing, tmp_path):
@@ -101,7 +104,7 @@ def test_replaying_every_batch_twice_and_a_crash_before_the_cursor_equal_one_cle
     for batch in batches:
         apply_batch(io2, landing2, batch)
     # Replays: the whole stream again, and the "crashed" run (written, cursor not moved) again.
-    statuses = [apply_batch(io2, landing2, b)["status"] for b in batches + batches[:3]]
+    statuses = [apply_batch(io2, landing2, b).status for b in batches + batches[:3]]
     assert set(statuses) == {"already applied"}
     got = twice.read("gold/inventory_positions").drop("last_updated").sort("store_id", "product_id")
     assert_frame_equal(got, expected)
@@ -125,11 +128,11 @@ def test_a_run_that_dies_between_ledger_and_positions_is_repaired_by_the_replay(
         apply_batch(io, landing, batch)
     before = lake.read("gold/inventory_positions")
     # Simulate the crash: the last batch reached the ledger, its positions merge never happened.
-    from deltalake import CommitProperties, DeltaTable, Transaction
+    from deltalake import CommitProperties, Transaction
 
     from retail_lakehouse.bronze.transforms import read_jsonl_drop
-    from retail_lakehouse.gold.positions import clean_pos_events
     from retail_lakehouse.landing import POS_COLUMNS
+    from retail_lakehouse.stream.rules import clean_pos_events
 
     last = batches[-1]
     events, _ = clean_pos_events(read_jsonl_drop((generated_landing / last).read_bytes(), POS_COLUMNS), last)
@@ -138,7 +141,7 @@ def test_a_run_that_dies_between_ledger_and_positions_is_repaired_by_the_replay(
         commit_properties=CommitProperties(app_transactions=[Transaction(app_id=f"retail_lakehouse:pos:{last}", version=1)]),
     ).when_not_matched_insert_all().execute()
     assert_frame_equal(lake.read("gold/inventory_positions"), before)
-    assert apply_batch(io, landing, last)["status"] == "already applied"
+    assert apply_batch(io, landing, last).status == "already applied"
     clean = make_lake(tmp_path / "clean", generated_landing)
     assert clean.run(START, SNAPSHOTS_THROUGH).success
     io3, landing3 = _io(clean)
@@ -160,22 +163,44 @@ def test_sensor_tick_over_hundreds_of_batches_is_fast_and_bounds_each_run(landin
     result = sensor(context)
     assert time.perf_counter() - started < 5
     total = len(list(folder.glob("*.jsonl")))
-    batches = [b for r in result.run_requests for b in r.run_config["ops"]["merge_pos_batches"]["config"]["batches"]]
+    batches = [b for r in result.run_requests for b in requested_batches(r.run_config)]
     assert sorted(batches) == sorted(f"pos_events/{p.name}" for p in folder.glob("*.jsonl")) and len(batches) == total
-    assert max(len(r.run_config["ops"]["merge_pos_batches"]["config"]["batches"]) for r in result.run_requests) <= MAX_BATCHES_PER_RUN
+    assert max(len(requested_batches(r.run_config)) for r in result.run_requests) <= MAX_BATCHES_PER_RUN
     # A late, out-of-order batch (older stamp, new file) is still picked up on the next tick.
     (folder / "pos_events_20260901_030000_0099.jsonl").write_text(template)
     late = sensor(dg.build_sensor_context(cursor=result.cursor, resources={"landing": LocalLandingZone(root=str(landing_copy))}))
-    assert [r.run_config["ops"]["merge_pos_batches"]["config"]["batches"] for r in late.run_requests] == [["pos_events/pos_events_20260901_030000_0099.jsonl"]]
+    assert [requested_batches(r.run_config) for r in late.run_requests] == [["pos_events/pos_events_20260901_030000_0099.jsonl"]]
 
 
-def test_the_merge_job_runs_what_the_sensor_requested(generated_landing, tmp_path):
+def test_the_merge_job_materializes_the_positions_asset_with_its_checks(generated_landing, tmp_path):
     lake = make_lake(tmp_path, generated_landing)
     assert lake.run(START, SNAPSHOTS_THROUGH).success
-    batches = _batches(generated_landing)[:3]
-    result = lake.defs.resolve_job_def("pos_merge").execute_in_process(
-        run_config={"ops": {"merge_pos_batches": {"config": {"batches": batches}}}}
-    )
-    [mat] = result.asset_materializations_for_node("merge_pos_batches")
-    assert mat.asset_key == POSITIONS and mat.metadata["merged"].value == 3
+    batches = _batches(generated_landing)[-3:]
+    result = lake.defs.resolve_job_def("pos_merge").execute_in_process(run_config=run_config(batches))
+    mats = {m.asset_key: m for m in result.asset_materializations_for_node(POSITIONS.to_python_identifier())}
+    assert set(mats) == {POSITIONS, LEDGER}
+    assert mats[POSITIONS].metadata["merged"].value == 3 and mats[POSITIONS].metadata["mode"].value == "stream"
+    assert mats[LEDGER].metadata["batches"].value == 3
     assert set(lake.read("gold/pos_ledger")["batch"]) == set(batches)
+    # A real materialization of the asset: its own checks ran on the merged table.
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(checks) == {"contract", "low_stock"} and checks["contract"].passed
+    audit = lake.read("ops/audit_log").filter(pl.col("run_id") == result.run_id)
+    assert sorted(audit["table"]) == ["inventory_positions", "pos_ledger"]
+
+
+def test_stream_runs_and_the_daily_run_write_the_positions_through_the_same_asset(generated_landing, tmp_path):
+    lake = make_lake(tmp_path, generated_landing)
+    daily = lake.run(START, SNAPSHOTS_THROUGH)
+    stream = lake.defs.resolve_job_def("pos_merge").execute_in_process(run_config=run_config(_batches(generated_landing)[-2:]))
+    again = lake.run(SNAPSHOTS_THROUGH)
+    runs = [daily, stream, again]
+    assert all(r.success for r in runs)
+    for run in runs:
+        [mat] = [m for m in run.asset_materializations_for_node(POSITIONS.to_python_identifier()) if m.asset_key == POSITIONS]
+        assert mat.metadata["mode"].value == ("stream" if run is stream else "recompute")
+    # Oldest first: the recompute replaced the table, each batch merged into it, the recompute again.
+    history = DeltaTable(lake.table_path("gold/inventory_positions")).history()
+    assert [h["operation"] for h in reversed(history)] == ["WRITE", "MERGE", "MERGE", "WRITE"]
+    audit = lake.read("ops/audit_log").filter(pl.col("table") == "inventory_positions")
+    assert sorted(audit["run_id"]) == sorted(r.run_id for r in runs)

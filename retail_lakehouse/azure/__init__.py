@@ -23,7 +23,8 @@ which is also exactly the permission delta-rs needs.
 Credentials, most specific first: a per-layer SAS token (`layer_sas_tokens`), the account key, the
 shared SAS token, a service principal (tenant/client/secret), else the ambient identity (delta-rs'
 own managed-identity/workload-identity chain; `azure-identity`'s `DefaultAzureCredential` for the
-SDK calls). Secret fields are meant to be given as `dg.EnvVar`, so the UI shows variable names.
+SDK calls). Both resources take their account fields from `AzureCredentials`; secret fields are
+meant to be given as `dg.EnvVar`, so the UI shows variable names.
 """
 
 from retail_lakehouse.azure.account import (
@@ -37,7 +38,8 @@ from retail_lakehouse.azure.account import (
     is_transient,
     with_retries,
 )
-from retail_lakehouse.azure.io_manager import AzureDeltaIOManager
+from retail_lakehouse.azure.credentials import AzureCredentials
+from retail_lakehouse.azure.lakehouse import AzureLakehouse
 from retail_lakehouse.azure.landing import AzureLandingZone, UploadSummary, upload_landing
 from retail_lakehouse.azure.resources import LAYER_SAS_VARIABLES, build_azure_resources
 
@@ -46,7 +48,8 @@ __all__ = [
     "LAYER_SAS_VARIABLES",
     "AzureAccessError",
     "AzureAccount",
-    "AzureDeltaIOManager",
+    "AzureCredentials",
+    "AzureLakehouse",
     "AzureLandingZone",
     "AzureStorageError",
     "AzureUnavailableError",

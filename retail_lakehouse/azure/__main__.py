@@ -1,4 +1,4 @@
-"""`python -m retail_lakehouse.azure {upload,create-containers,check}` for the account in the environment.
+"""`python -m retail_lakehouse.azure {upload,create-containers,check}` for the account of the settings.
 
     upload --from data/landing     copy generated drops to the landing container (skips unchanged)
     create-containers              create bronze, silver, gold, ops and landing if missing
@@ -8,19 +8,19 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from retail_lakehouse.azure.account import LAYERS, AzureStorageError, check_access, ensure_containers
 from retail_lakehouse.azure.landing import upload_landing
 from retail_lakehouse.azure.resources import build_azure_resources
-from retail_lakehouse.settings import SettingsError
+from retail_lakehouse.settings import Settings, SettingsError
 
 
 def _resources():
-    # Resolving the configuration turns EnvVar fields into their values, as a run would.
-    built = build_azure_resources(os.environ)
-    return built["io_manager"].process_config_and_initialize(), built["landing"].process_config_and_initialize()
+    # The same resources a run gets, from the same settings; resolving their configuration turns
+    # the EnvVar fields into values, as a run would.
+    built = build_azure_resources(Settings.from_env().azure_env)
+    return built["lake"].process_config_and_initialize(), built["landing"].process_config_and_initialize()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        io_manager, landing = _resources()
+        lake, landing = _resources()
         if args.command == "upload":
             summary = upload_landing(args.source, landing, create_container=not args.no_create)
             print(
@@ -42,12 +42,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"az://{landing.container}/ (account {landing.account_name})"
             )
         elif args.command == "create-containers":
-            created = ensure_containers(io_manager.shared_account(), LAYERS)
+            created = ensure_containers(lake.shared_account(), LAYERS)
             created += ensure_containers(landing.account(), [landing.container])
             print(f"created: {', '.join(created) or 'none (all exist)'}")
         else:
             for layer in LAYERS:
-                check_access(io_manager.account(layer), layer)
+                check_access(lake.account(layer), layer)
                 print(f"{layer}: ok")
             check_access(landing.account(), landing.container)
             print(f"{landing.container}: ok")

@@ -19,41 +19,26 @@ from retail_lakehouse.azure.account import (
     translate_sdk_error,
     with_retries,
 )
+from retail_lakehouse.azure.credentials import AzureCredentials
 from retail_lakehouse.landing import Drop, LandingZone
 
 _CONTENT_TYPES = {".csv": "text/csv; charset=utf-8", ".jsonl": "application/x-ndjson; charset=utf-8"}
 
 
-class AzureLandingZone(LandingZone):
+class AzureLandingZone(AzureCredentials, LandingZone):
     """Drops as blobs `<container>/<source>/<file>`; a blob's ETag is its fingerprint.
 
     The ETag changes on every write of a blob, so a re-delivered file is seen as new even when its
-    size is unchanged, without reading its content.
+    size is unchanged, without reading its content. A SAS token scoped to the landing container
+    goes in `sas_token`.
     """
 
-    account_name: str = Field(description="Storage account name (AZURE_STORAGE_ACCOUNT_NAME).")
-    account_key: str | None = Field(default=None, description="Shared key; give it as an EnvVar.")
-    sas_token: str | None = Field(default=None, description="SAS token for the container; give it as an EnvVar.")
-    tenant_id: str | None = Field(default=None, description="Service principal tenant.")
-    client_id: str | None = Field(default=None, description="Service principal client id.")
-    client_secret: str | None = Field(default=None, description="Service principal secret; give it as an EnvVar.")
-    endpoint: str | None = Field(default=None, description="Blob endpoint override (the emulator, sovereign clouds).")
     container: str = Field(default=LANDING_CONTAINER, description="Container holding the drops.")
-    max_attempts: int = Field(default=5, description="Attempts per storage call on transient errors.")
 
     _checked: bool = PrivateAttr(default=False)
 
     def account(self) -> AzureAccount:
-        return AzureAccount(
-            name=self.account_name,
-            account_key=self.account_key or None,
-            sas_token=self.sas_token or None,
-            tenant_id=self.tenant_id or None,
-            client_id=self.client_id or None,
-            client_secret=self.client_secret or None,
-            endpoint=self.endpoint or None,
-            max_attempts=self.max_attempts,
-        )
+        return self.shared_account()
 
     def _container_client(self):
         account = self.account()

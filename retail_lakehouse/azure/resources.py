@@ -15,9 +15,10 @@ from retail_lakehouse.azure.account import (
     SERVICE_PRINCIPAL_VARIABLES,
     AzureAccount,
 )
-from retail_lakehouse.azure.io_manager import AzureDeltaIOManager
+from retail_lakehouse.azure.lakehouse import AzureLakehouse
 from retail_lakehouse.azure.landing import AzureLandingZone
 from retail_lakehouse.settings import SettingsError
+from retail_lakehouse.storage import DeltaIOManager
 
 # Least privilege per container: a SAS token scoped to one container replaces the shared credential
 # for that container only.
@@ -27,7 +28,9 @@ LAYER_SAS_VARIABLES: dict[str, str] = {
 
 
 def build_azure_resources(env: Mapping[str, str]) -> dict[str, object]:
-    """{"io_manager": AzureDeltaIOManager, "landing": AzureLandingZone} for `RETAIL_LAKEHOUSE_ENV=azure`.
+    """`lake`, `io_manager` and `landing` on the storage account, for `RETAIL_LAKEHOUSE_ENV=azure`.
+
+    `env` is `Settings.azure_env`: Settings is the one reader of the environment.
 
     `env` decides which credential is configured: of a secret variable only its presence counts
     (a caller may pass "set" in place of the value), and the value itself is never copied out. It
@@ -64,7 +67,5 @@ def build_azure_resources(env: Mapping[str, str]) -> dict[str, object]:
     landing = dict(shared)
     if env.get(LAYER_SAS_VARIABLES["landing"]):
         landing = {"account_name": name, "endpoint": endpoint, "sas_token": dg.EnvVar(LAYER_SAS_VARIABLES["landing"])}
-    return {
-        "io_manager": AzureDeltaIOManager(**shared, layer_sas_tokens=layer_tokens),
-        "landing": AzureLandingZone(**landing),
-    }
+    lake = AzureLakehouse(**shared, layer_sas_tokens=layer_tokens)
+    return {"lake": lake, "io_manager": DeltaIOManager(lake=lake), "landing": AzureLandingZone(**landing)}

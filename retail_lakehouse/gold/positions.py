@@ -9,59 +9,11 @@ import datetime as dt
 
 import polars as pl
 
-TIMESTAMP = pl.Datetime("us", "UTC")
-POS_EVENT_SCHEMA = {
-    "event_id": pl.String,
-    "event_ts": TIMESTAMP,
-    "store_id": pl.String,
-    "product_id": pl.String,
-    "quantity": pl.Int64,
-    "batch": pl.String,
-}
-POSITION_SCHEMA = {
-    "store_id": pl.String,
-    "product_id": pl.String,
-    "snapshot_date": pl.Date,
-    "snapshot_quantity": pl.Int64,
-    "pos_quantity_since": pl.Int64,
-    "quantity_on_hand": pl.Int64,
-    "reorder_point": pl.Int64,
-    "last_updated": TIMESTAMP,
-    "is_below_reorder_point": pl.Boolean,
-}
-WINDOW_SCHEMA = {
-    "window_start": TIMESTAMP,
-    "window_end": TIMESTAMP,
-    "store_id": pl.String,
-    "product_id": pl.String,
-    "units_sold": pl.Int64,
-    "units_returned": pl.Int64,
-    "net_units": pl.Int64,
-}
+from retail_lakehouse.catalog import schema
 
-
-def clean_pos_events(raw: pl.DataFrame, batch: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Parse one micro-batch's text columns; (valid events, rejected rows with `reject_reasons`)."""
-    typed = raw.with_columns(
-        pl.col("event_ts").str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False).dt.replace_time_zone("UTC").alias("__ts"),
-        pl.col("quantity").cast(pl.Int64, strict=False).alias("__qty"),
-    )
-    rules = {
-        "required_event_id": pl.col("event_id").is_null(),
-        "required_store_id": pl.col("store_id").is_null(),
-        "required_product_id": pl.col("product_id").is_null(),
-        "invalid_event_ts": pl.col("__ts").is_null(),
-        "invalid_quantity": pl.col("__qty").is_null(),
-    }
-    reasons = pl.concat_list([pl.when(c).then(pl.lit(n)).otherwise(pl.lit(None, pl.String)) for n, c in rules.items()]).list.drop_nulls()
-    typed = typed.with_columns(reasons.alias("reject_reasons"))
-    rejected = typed.filter(pl.col("reject_reasons").list.len() > 0).drop("__ts", "__qty")
-    valid = (
-        typed.filter(pl.col("reject_reasons").list.len() == 0)
-        .select("event_id", pl.col("__ts").alias("event_ts"), "store_id", "product_id", pl.col("__qty").alias("quantity"), pl.lit(batch).alias("batch"))
-        .unique("event_id", keep="first", maintain_order=True)
-    )
-    return valid.cast(POS_EVENT_SCHEMA), rejected
+POS_EVENT_SCHEMA = schema("gold", "pos_ledger")
+POSITION_SCHEMA = schema("gold", "inventory_positions")
+WINDOW_SCHEMA = schema("gold", "pos_sales_5min")
 
 
 def latest_snapshots(inventory: pl.DataFrame) -> pl.DataFrame:

@@ -12,7 +12,7 @@ import polars as pl
 
 from retail_lakehouse.quality import policy as p
 from retail_lakehouse.quality.checks import partition_freshness_result
-from retail_lakehouse.storage import DeltaIOManager, table_exists
+from retail_lakehouse.storage import Lakehouse
 
 FRESHNESS_JOB = "freshness_checks"
 
@@ -32,18 +32,11 @@ def build_freshness_checks(partition_columns: dict[tuple[str, ...], str], now: C
 
 def _freshness_check(path: tuple[str, ...], column: str, now: Callable[[], dt.datetime]) -> dg.AssetChecksDefinition:
     key = dg.AssetKey(list(path))
+    declared = p.check(path, p.PARTITION_FRESHNESS)
 
-    @dg.asset_check(
-        asset=key,
-        name=p.PARTITION_FRESHNESS,
-        blocking=False,
-        description=f"The newest {column} partition ended at most 24 h ago (WARN), 30 h (ERROR).",
-    )
-    def _fresh(io_manager: dg.ResourceParam[DeltaIOManager]) -> dg.AssetCheckResult:
-        uri, options = io_manager.table_uri(key), io_manager.storage_options(key)
-        newest = None
-        if table_exists(uri, options):
-            newest = pl.scan_delta(uri, storage_options=options or None).select(pl.col(column).max()).collect().item()
+    @dg.asset_check(asset=key, name=declared.name, blocking=declared.blocking, description=declared.description)
+    def _fresh(lake: Lakehouse) -> dg.AssetCheckResult:
+        newest = lake.scan(key).select(pl.col(column).max()).collect().item() if lake.exists(key) else None
         return partition_freshness_result(path, newest, now())
 
     return _fresh

@@ -1,0 +1,136 @@
+"""The stream's assets: the ledger, `gold/inventory_positions` and `gold/pos_sales_5min`."""
+
+import json
+import urllib.request
+from collections.abc import Callable
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from retail_lakehouse.gold.positions import POS_EVENT_SCHEMA, POSITION_SCHEMA, sales_windows_5min
+from retail_lakehouse.landing import LandingZone
+from retail_lakehouse.policies import RETRY, SINGLE_RUN
+from retail_lakehouse.quality import checks
+from retail_lakehouse.quality.policy import check_specs_for
+from retail_lakehouse.specs import asset_attrs
+from retail_lakehouse.storage import AuditEntry, Lakehouse
+from retail_lakehouse.stream.rules import delivery_order
+from retail_lakehouse.stream.tables import INVENTORY, LEDGER, PAIR, POSITIONS, Applied, apply_batch, recompute_positions, write_positions
+
+WINDOWS = dg.AssetKey(["gold", "pos_sales_5min"])
+LOW_STOCK = "low_stock"
+# Stream runs and the daily run both write the positions; with a limit of 1 on this pool
+# (`dagster instance concurrency set inventory_positions 1`) their steps never overlap, so a
+# recompute can never overwrite a merge it did not see.
+POSITIONS_POOL = "inventory_positions"
+
+
+class PosBatches(dg.Config):
+    batches: list[str] = Field(
+        default_factory=list,
+        description="Micro-batches (pos_events/<file>) to merge first, as the pos_stream sensor requests; none: recompute every position.",
+    )
+
+
+def send_alert(message: str, payload: dict, log: Callable[[str], None], webhook_url: str | None) -> None:
+    """The alert sink: the log always; a webhook too when one is configured (failures only logged)."""
+    log(message)
+    if not webhook_url:
+        return
+    request = urllib.request.Request(webhook_url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+    except OSError as err:
+        log(f"alert webhook failed: {err}")
+
+
+def _stream_metadata(applied: list[Applied]) -> dict[str, object]:
+    return {
+        "batches": len(applied),
+        "merged": sum(a.status == "merged" for a in applied),
+        "already_applied": sum(a.status == "already applied" for a in applied),
+        "rejected_batches": sum(a.status == "rejected" for a in applied),
+        "events": sum(a.events for a in applied),
+        "positions_updated": sum(a.positions_updated for a in applied),
+    }
+
+
+def build_inventory_assets(webhook_url: str | None = None) -> list:
+    ledger = dg.AssetSpec(LEDGER, group_name="gold", kinds={"delta"}, **asset_attrs(LEDGER))
+
+    @dg.asset(
+        key=POSITIONS,
+        group_name="gold",
+        kinds={"polars", "delta"},
+        deps=[INVENTORY, LEDGER],
+        pool=POSITIONS_POOL,
+        backfill_policy=SINGLE_RUN,
+        retry_policy=RETRY,
+        check_specs=check_specs_for(POSITIONS),
+        **asset_attrs(POSITIONS),
+    )
+    def inventory_positions(context: dg.AssetExecutionContext, config: PosBatches, lake: Lakehouse, landing: LandingZone):
+        """One row per store and product: latest snapshot minus the POS quantities sold since it.
+
+        A `pos_merge` run (config `batches`) merges its micro-batches into the ledger exactly once
+        and updates the pairs they touched; the daily run recomputes every pair.
+        """
+        audit: list[AuditEntry] = []
+        if config.batches:
+            applied = [apply_batch(lake, landing, b, context.log.warning) for b in sorted(config.batches, key=delivery_order)]
+            table = lake.read(POSITIONS) if lake.exists(POSITIONS) else pl.DataFrame(schema=POSITION_SCHEMA)
+            written = table.join(pl.concat([a.touched for a in applied]).unique(), on=list(PAIR), how="semi")
+            version, metadata = lake.version(POSITIONS), {"mode": "stream", **_stream_metadata(applied)}
+            merged = [a for a in applied if a.status == "merged"]
+            if merged:
+                audit.append(AuditEntry(LEDGER, "all", sum(a.events for a in merged), "SUCCESS"))
+                # The ledger is an external asset: this step is its only writer, so it reports it.
+                context.log_event(dg.AssetMaterialization(
+                    asset_key=LEDGER,
+                    metadata={"batches": len(merged), "events": sum(a.events for a in merged), "delta_version": lake.version(LEDGER)},
+                ))
+        else:
+            table = written = recompute_positions(lake)
+            version, metadata = write_positions(lake, table, whole=True), {"mode": "recompute"}
+        lake.audit(context.run.run_id, [*audit, AuditEntry(POSITIONS, "all", written.height, "SUCCESS")])
+        yield dg.MaterializeResult(
+            metadata={
+                **metadata,
+                "dagster/row_count": table.height,
+                "delta_version": -1 if version is None else version,
+                "table_uri": lake.display_uri(POSITIONS),
+            }
+        )
+        yield checks.contract_result(("gold", "inventory_positions"), table).result
+        columns = ["store_id", "product_id", "quantity_on_hand", "reorder_point"]
+        low = table.filter(pl.col("is_below_reorder_point")).select(columns)
+        # Alert on the pairs this run moved: a stream run every 30 s must not repeat the whole list.
+        alerted = written.filter(pl.col("is_below_reorder_point")).select(columns)
+        if alerted.height:
+            send_alert(
+                f"low stock: {alerted.height} store/product pairs below their reorder point",
+                {"alert": "low_stock", "pairs": alerted.head(100).to_dicts()},
+                context.log.warning,
+                webhook_url,
+            )
+        yield dg.AssetCheckResult(
+            check_name=LOW_STOCK,
+            passed=low.height == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"pairs_below_reorder_point": low.height, "pairs": dg.MetadataValue.json(low.head(50).to_dicts())},
+        )
+
+    @dg.asset(
+        key=WINDOWS, group_name="gold", kinds={"polars", "delta"}, deps=[LEDGER], backfill_policy=SINGLE_RUN, retry_policy=RETRY,
+        check_specs=check_specs_for(WINDOWS), **asset_attrs(WINDOWS),
+    )
+    def pos_sales_5min(lake: Lakehouse):
+        """Units sold and returned per store, product and 5-minute window, from the POS ledger."""
+        events = lake.read(LEDGER) if lake.exists(LEDGER) else pl.DataFrame(schema=POS_EVENT_SCHEMA)
+        frame = sales_windows_5min(events)
+        yield dg.Output(frame)
+        yield checks.contract_result(("gold", "pos_sales_5min"), frame).result
+
+    return [ledger, inventory_positions, pos_sales_5min]
