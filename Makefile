@@ -8,7 +8,7 @@ export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 NPM ?= npm
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: setup demo test ui sample clean azure-containers azure-upload
+.PHONY: setup demo test lint ui sample clean azure-containers azure-upload
 
 setup: $(STAMP)
 
@@ -31,6 +31,9 @@ $(NODE_STAMP): package.json package-lock.json
 
 test: setup $(NODE_STAMP)
 	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
 
 # ADLS Gen2: create the layer containers, and upload the generated drops to the landing container.
 azure-containers: setup

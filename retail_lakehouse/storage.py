@@ -5,19 +5,29 @@ partition range only, so a single-run backfill either fails or silently reads on
 Here a partitioned write replaces exactly the run's window `[first, end)` with one predicate
 overwrite, and a read filters the window the partition mapping asks for; unpartitioned readers see
 the whole table.
+
+Three layers, each usable on its own: free functions over a table URI (what a test or a script
+calls); `Lakehouse`, the `lake` resource that knows where each asset's table lives and offers those
+functions by asset key (what ops, checks and the stream use); and `DeltaIOManager`, which turns an
+asset's returned frame into one of those writes, with its metadata and its audit-log row.
 """
 
 
+import contextlib
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from pydantic import PrivateAttr
 
-from retail_lakehouse.partitions import window_dates
+from retail_lakehouse.locks import LOCK_FILE_NAME, lake_lock_for_run
+from retail_lakehouse.partitions import check_range_tags, days_in, window_dates
+from retail_lakehouse.settings import LOCK_TIMEOUT_SECONDS
 
 PARTITION_COLUMN = "partition_column"
 AUDIT_LOG_KEY = dg.AssetKey(["ops", "audit_log"])
@@ -25,17 +35,56 @@ AUDIT_LOG_KEY = dg.AssetKey(["ops", "audit_log"])
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
-def window_predicate(column: str, first: dt.date, end: dt.date) -> str:
-    """A Delta predicate for `first <= column < end`, built from dates only."""
+@dataclass(frozen=True)
+class Audited:
+    """A frame to publish, with what failed its blocking audit (write–audit–publish).
+
+    `failed_days` of a partitioned table's window are left out of the overwrite, so the table keeps
+    their previous version; `failed` keeps an unpartitioned table at its previous version.
+    """
+
+    frame: pl.DataFrame | pl.LazyFrame
+    failed_days: frozenset[dt.date] = frozenset()
+    failed: bool = False
+
+
+class TableNotFound(FileNotFoundError):
+    """An asset's Delta table does not exist yet."""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One row of `ops/audit_log`: a write of `key`'s table by a run."""
+
+    key: dg.AssetKey
+    partitions: str
+    record_count: int
+    status: str
+
+
+def window_predicate(column: str, first: dt.date, end: dt.date, keep: Iterable[dt.date] = ()) -> str:
+    """A Delta predicate for `first <= column < end` and not one of `keep`, built from dates only."""
     if not _IDENTIFIER.match(column):
         raise ValueError(f"not a column name: {column!r}")
-    if not (isinstance(first, dt.date) and isinstance(end, dt.date)):
+    keep = sorted(keep)
+    if not all(isinstance(d, dt.date) for d in (first, end, *keep)):
         raise TypeError("window bounds must be dates")
-    return f"{column} >= '{first.isoformat()}' AND {column} < '{end.isoformat()}'"
+    predicate = f"{column} >= '{first.isoformat()}' AND {column} < '{end.isoformat()}'"
+    if keep:
+        predicate += f" AND {column} NOT IN (" + ", ".join(f"'{d.isoformat()}'" for d in keep) + ")"
+    return predicate
+
+
+def _options(storage_options: Mapping[str, str] | None) -> dict[str, str] | None:
+    return dict(storage_options or {}) or None
 
 
 def table_exists(uri: str, storage_options: Mapping[str, str] | None = None) -> bool:
     return DeltaTable.is_deltatable(uri, storage_options=dict(storage_options or {}))
+
+
+def table_version(uri: str, storage_options: Mapping[str, str] | None = None) -> int | None:
+    return DeltaTable(uri, storage_options=_options(storage_options)).version() if table_exists(uri, storage_options) else None
 
 
 def write_window(
@@ -45,13 +94,18 @@ def write_window(
     first: dt.date,
     end: dt.date,
     storage_options: Mapping[str, str] | None = None,
+    keep: Iterable[dt.date] = (),
 ) -> int:
-    """Replace the rows of `[first, end)` in a table partitioned by `column`; returns the version.
+    """Replace the rows of `[first, end)` in a table partitioned by `column`, except the days in
+    `keep`, which stay as they are; returns the version.
 
-    Rows outside the window are refused before anything is written, so a bug upstream can never
-    overwrite a neighbouring day.
+    Rows outside the window, or on a kept day, are refused before anything is written, so a bug
+    upstream can never overwrite a neighbouring day.
     """
-    outside = frame.filter((pl.col(column) < first) | (pl.col(column) >= end) | pl.col(column).is_null())
+    keep = sorted(set(keep))
+    outside = frame.filter(
+        (pl.col(column) < first) | (pl.col(column) >= end) | pl.col(column).is_null() | pl.col(column).is_in(keep)
+    )
     if outside.height:
         sample = outside.get_column(column).unique().sort().head(5).to_list()
         raise ValueError(
@@ -62,27 +116,79 @@ def write_window(
         uri,
         frame.to_arrow(),
         mode="overwrite",
-        predicate=window_predicate(column, first, end),
+        predicate=window_predicate(column, first, end, keep),
         partition_by=[column],
-        storage_options=dict(storage_options or {}) or None,
+        storage_options=_options(storage_options),
     )
-    return DeltaTable(uri, storage_options=dict(storage_options or {}) or None).version()
+    return DeltaTable(uri, storage_options=_options(storage_options)).version()
 
 
-def write_whole(uri: str, frame: pl.DataFrame, storage_options: Mapping[str, str] | None = None) -> int:
-    """Replace an unpartitioned table; its schema follows the frame."""
+def write_days(
+    uri: str, frame: pl.DataFrame, column: str, days: Iterable[dt.date], storage_options: Mapping[str, str] | None = None
+) -> int:
+    """Replace the rows of the given days (any set, not only a window) in one commit; returns the version."""
+    days = sorted(set(days))
+    if not days or not all(isinstance(d, dt.date) for d in days) or not _IDENTIFIER.match(column):
+        raise ValueError(f"write_days needs a column name and dates, got {column!r}, {days[:3]}")
+    stray = frame.filter(~pl.col(column).is_in(days) | pl.col(column).is_null())
+    if stray.height:
+        raise ValueError(f"{stray.height} rows have {column} outside the days being replaced; nothing was written to {uri}")
     write_deltalake(
         uri,
         frame.to_arrow(),
         mode="overwrite",
-        schema_mode="overwrite",
-        storage_options=dict(storage_options or {}) or None,
+        predicate=f"{column} IN (" + ", ".join(f"'{d.isoformat()}'" for d in days) + ")",
+        partition_by=[column],
+        storage_options=_options(storage_options),
     )
-    return DeltaTable(uri, storage_options=dict(storage_options or {}) or None).version()
+    return DeltaTable(uri, storage_options=_options(storage_options)).version()
 
 
-def append(uri: str, frame: pl.DataFrame, storage_options: Mapping[str, str] | None = None) -> None:
-    write_deltalake(uri, frame.to_arrow(), mode="append", storage_options=dict(storage_options or {}) or None)
+def write_whole(uri: str, frame: pl.DataFrame, storage_options: Mapping[str, str] | None = None) -> int:
+    """Replace an unpartitioned table; its schema follows the frame."""
+    write_deltalake(uri, frame.to_arrow(), mode="overwrite", schema_mode="overwrite", storage_options=_options(storage_options))
+    return DeltaTable(uri, storage_options=_options(storage_options)).version()
+
+
+def _commit(app_id: str | None) -> CommitProperties | None:
+    return CommitProperties(app_transactions=[Transaction(app_id=app_id, version=1)]) if app_id else None
+
+
+def append(uri: str, frame: pl.DataFrame, storage_options: Mapping[str, str] | None = None, app_id: str | None = None) -> int:
+    write_deltalake(uri, frame.to_arrow(), mode="append", commit_properties=_commit(app_id), storage_options=_options(storage_options))
+    return DeltaTable(uri, storage_options=_options(storage_options)).version()
+
+
+def merge(
+    uri: str,
+    frame: pl.DataFrame,
+    on: Sequence[str],
+    storage_options: Mapping[str, str] | None = None,
+    update: bool = True,
+    app_id: str | None = None,
+) -> int:
+    """MERGE `frame` into the table on the `on` columns: matched rows are replaced (unless `update`
+    is False: insert only), the others inserted; a missing table is created from the frame.
+
+    `app_id` records a Delta application transaction in the same commit as the rows, so
+    `transaction_version` can later tell, without reading the table, that this write happened.
+    """
+    if not on or not all(_IDENTIFIER.match(c) for c in on):
+        raise ValueError(f"merge needs column names to match on, got {list(on)!r}")
+    if not table_exists(uri, storage_options):
+        return append(uri, frame, storage_options, app_id)
+    table = DeltaTable(uri, storage_options=_options(storage_options))
+    merger = table.merge(
+        frame.to_arrow(),
+        predicate=" AND ".join(f"t.{c} = s.{c}" for c in on),
+        source_alias="s",
+        target_alias="t",
+        commit_properties=_commit(app_id),
+    )
+    if update:
+        merger = merger.when_matched_update_all()
+    merger.when_not_matched_insert_all().execute()
+    return table.version()
 
 
 def scan_window(
@@ -93,10 +199,149 @@ def scan_window(
     storage_options: Mapping[str, str] | None = None,
 ) -> pl.LazyFrame:
     """A lazy scan of a table, filtered to `[first, end)` of `column` when given (partition pruning)."""
-    lf = pl.scan_delta(uri, storage_options=dict(storage_options or {}) or None)
+    lf = pl.scan_delta(uri, storage_options=_options(storage_options))
     if column is not None:
         lf = lf.filter(pl.col(column).is_between(first, end, closed="left"))
     return lf
+
+
+class Lakehouse(dg.ConfigurableResource):
+    """The Delta tables of the lakehouse, by asset key (`lake`); subclasses say where tables live.
+
+    The one client of storage for the I/O manager, the stream, maintenance and the checks that read
+    stored tables, so every one of them reaches a table the same way: same location, same
+    credential, same access check and the same readable errors.
+
+    A run holds the lakehouse's lock from before its first step to after its last (see `locks`),
+    so a second run over the same tables waits for it instead of interleaving writes.
+    """
+
+    lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS
+    _held: contextlib.ExitStack = PrivateAttr(default_factory=contextlib.ExitStack)
+
+    def table_uri(self, key: dg.AssetKey) -> str:
+        raise NotImplementedError
+
+    def lock_file(self) -> Path | None:
+        """The file runs writing these tables queue on; None leaves it to Delta's conflict checks."""
+        return None
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Once per run, before its first step: a reversed range fails here once, not in every step.
+        if context.run is not None:
+            check_range_tags(context.run.tags)
+        lock = self.lock_file()
+        if lock is not None:
+            what = f"the lakehouse at {lock.parent}"
+            self._held.enter_context(lake_lock_for_run(lock, what, context, self.lock_timeout_seconds))
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self._held.close()
+
+    def storage_options(self, key: dg.AssetKey) -> dict[str, str]:
+        return {}
+
+    def display_uri(self, key: dg.AssetKey) -> str:
+        """The location shown in metadata and messages (never carries a credential)."""
+        return self.table_uri(key)
+
+    def preflight(self, *keys: dg.AssetKey) -> None:
+        """Fail now, with a clear message, if a table of `keys` cannot be reached (remote stores)."""
+
+    @contextlib.contextmanager
+    def storage_errors(self, key: dg.AssetKey, action: str) -> Iterator[None]:
+        """Wraps every storage call on `key`'s table; remote stores check access first and turn
+        storage errors into messages that say what to fix."""
+        yield
+
+    def exists(self, key: dg.AssetKey) -> bool:
+        with self.storage_errors(key, "looking up"):
+            return table_exists(self.table_uri(key), self.storage_options(key))
+
+    def version(self, key: dg.AssetKey) -> int | None:
+        with self.storage_errors(key, "reading the version of"):
+            return table_version(self.table_uri(key), self.storage_options(key))
+
+    def transaction_version(self, key: dg.AssetKey, app_id: str) -> int | None:
+        """The version `app_id` last recorded in the table with a write (see `merge`), or None."""
+        with self.storage_errors(key, "reading the transactions of"):
+            uri, options = self.table_uri(key), self.storage_options(key)
+            if not table_exists(uri, options):
+                return None
+            return DeltaTable(uri, storage_options=options or None).transaction_version(app_id)
+
+    def scan(
+        self, key: dg.AssetKey, column: str | None = None, first: dt.date | None = None, end: dt.date | None = None
+    ) -> pl.LazyFrame:
+        """The table, lazily, filtered to `[first, end)` of `column` when given."""
+        with self.storage_errors(key, "reading"):
+            uri, options = self.table_uri(key), self.storage_options(key)
+            if not table_exists(uri, options):
+                raise TableNotFound(
+                    f"{key.to_user_string()} has not been materialized yet: no Delta table at "
+                    f"{self.display_uri(key)}. Materialize it (and its upstream assets) first."
+                )
+            return scan_window(uri, column, first, end, options)
+
+    def read(self, key: dg.AssetKey) -> pl.DataFrame:
+        with self.storage_errors(key, "reading"):
+            return self.scan(key).collect()
+
+    def write_window(
+        self, key: dg.AssetKey, frame: pl.DataFrame, column: str, first: dt.date, end: dt.date, keep: Iterable[dt.date] = ()
+    ) -> int:
+        with self.storage_errors(key, "writing"):
+            return write_window(self.table_uri(key), frame, column, first, end, self.storage_options(key), keep)
+
+    def write_days(self, key: dg.AssetKey, frame: pl.DataFrame, column: str, days: Iterable[dt.date]) -> int:
+        with self.storage_errors(key, "writing"):
+            return write_days(self.table_uri(key), frame, column, days, self.storage_options(key))
+
+    def write_whole(self, key: dg.AssetKey, frame: pl.DataFrame) -> int:
+        with self.storage_errors(key, "writing"):
+            return write_whole(self.table_uri(key), frame, self.storage_options(key))
+
+    def append(self, key: dg.AssetKey, frame: pl.DataFrame, app_id: str | None = None) -> int:
+        with self.storage_errors(key, "appending to"):
+            return append(self.table_uri(key), frame, self.storage_options(key), app_id)
+
+    def merge(
+        self, key: dg.AssetKey, frame: pl.DataFrame, on: Sequence[str], update: bool = True, app_id: str | None = None
+    ) -> int:
+        with self.storage_errors(key, "merging into"):
+            return merge(self.table_uri(key), frame, on, self.storage_options(key), update, app_id)
+
+    def audit(self, run_id: str, entries: Iterable[AuditEntry]) -> None:
+        """Record a run's writes in `ops/audit_log`, in one commit (each commit lengthens the log
+        every later write of the audit log reads)."""
+        entries = list(entries)
+        now = dt.datetime.now(dt.timezone.utc)
+        record = pl.DataFrame(
+            {
+                "run_id": [run_id] * len(entries),
+                "layer": [e.key.path[0] for e in entries],
+                "table": ["/".join(e.key.path[1:]) for e in entries],
+                "partitions": [e.partitions for e in entries],
+                "record_count": [e.record_count for e in entries],
+                "status": [e.status for e in entries],
+                "timestamp": [now] * len(entries),
+            },
+            schema_overrides={"record_count": pl.Int64, "timestamp": pl.Datetime("us", "UTC")},
+        )
+        if record.height:
+            self.append(AUDIT_LOG_KEY, record)
+
+
+class LocalLakehouse(Lakehouse):
+    """Tables on local disk at `<root>/<layer>/<table>` (the embedded default)."""
+
+    root: str
+
+    def table_uri(self, key: dg.AssetKey) -> str:
+        return str(Path(self.root).absolute().joinpath(*key.path))
+
+    def lock_file(self) -> Path:
+        return Path(self.root).absolute() / LOCK_FILE_NAME
 
 
 def _collect(obj: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
@@ -108,80 +353,81 @@ def _collect(obj: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
 
 
 class DeltaIOManager(dg.ConfigurableIOManager):
-    """Stores each asset `[layer, table]` as a Delta table; subclasses say where tables live.
+    """Stores each asset `[layer, table]` as a Delta table of `lake`.
 
     An asset opts into partition-wise writes with definition metadata `partition_column`, the Date
     column that carries its daily partition key.
     """
 
-    def table_uri(self, key: dg.AssetKey) -> str:
-        raise NotImplementedError
+    lake: Lakehouse
 
-    def storage_options(self, key: dg.AssetKey) -> dict[str, str]:
-        return {}
-
-    def display_uri(self, key: dg.AssetKey) -> str:
-        """The location shown in metadata and messages (never carries a credential)."""
-        return self.table_uri(key)
-
-    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | pl.LazyFrame) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | pl.LazyFrame | Audited) -> None:
         if obj is None:
             return
-        frame = _collect(obj)
-        key = context.asset_key
-        uri, options = self.table_uri(key), self.storage_options(key)
+        lake, key = self.lake, context.asset_key
+        # Both containers are checked before anything is written, so a refused audit log cannot
+        # leave a table written and its write unrecorded.
+        lake.preflight(key, AUDIT_LOG_KEY)
+        audited = obj if isinstance(obj, Audited) else Audited(obj)
+        with lake.storage_errors(key, "writing"):
+            frame = _collect(audited.frame)
         column = context.definition_metadata.get(PARTITION_COLUMN)
         if column and context.has_asset_partitions:
             first, end = window_dates(context.asset_partitions_time_window)
-            version = write_window(uri, frame, column, first, end, options)
+            kept = sorted(d for d in audited.failed_days if first <= d < end)
+            published = frame.filter(~pl.col(column).is_in(kept)) if kept else frame
+            if len(kept) < (end - first).days:
+                version = lake.write_window(key, published, column, first, end, keep=kept)
+            else:
+                version = lake.version(key)
             partitions = f"{first}..{end - dt.timedelta(days=1)}"
+            rows = self._rows_per_day(key, published, column, first, end, kept)
+            self._partition_metadata(context, rows, set(kept))
+            written = published.height
+            status = ("WITHHELD" if len(kept) == len(rows) else "PARTIAL") if kept else "SUCCESS"
+        elif audited.failed:
+            version, partitions, written, status = lake.version(key), "all", 0, "WITHHELD"
         else:
-            version = write_whole(uri, frame, options)
-            partitions = "all"
+            version = lake.write_whole(key, frame)
+            partitions, written, status = "all", frame.height, "SUCCESS"
+            context.add_output_metadata({"dagster/row_count": frame.height})
         context.add_output_metadata(
             {
-                "dagster/row_count": frame.height,
-                "delta_version": version,
-                "table_uri": self.display_uri(key),
+                "delta_version": -1 if version is None else version,
+                "table_uri": lake.display_uri(key),
                 "partitions": partitions,
+                "published": not (audited.failed or audited.failed_days),
             }
         )
-        self._audit(context, key, partitions, frame.height)
+        lake.audit(context.run_id, [AuditEntry(key, partitions, written, status)])
+
+    def _rows_per_day(
+        self, key: dg.AssetKey, published: pl.DataFrame, column: str, first: dt.date, end: dt.date, kept: list[dt.date]
+    ) -> dict[dt.date, int]:
+        """Rows the table holds per day of the window after the write: the published frame's, and
+        for the kept days what their previous version holds (read back, not assumed)."""
+        counts = dict.fromkeys(days_in(first, end), 0)
+        for day, n in published.group_by(column).len().iter_rows():
+            counts[day] = n
+        if kept and self.lake.exists(key):
+            previous = self.lake.scan(key).filter(pl.col(column).is_in(kept))
+            for day, n in previous.group_by(column).len().collect().iter_rows():
+                counts[day] = n
+        return counts
+
+    @staticmethod
+    def _partition_metadata(context: dg.OutputContext, rows: dict[dt.date, int], kept: set[dt.date]) -> None:
+        # Each daily partition's materialization reports its own rows, not the window's total.
+        step = context.step_context
+        for day, n in rows.items():
+            step.add_asset_metadata(
+                {"dagster/row_count": n, "published": day not in kept}, asset_key=context.asset_key, partition_key=day.isoformat()
+            )
 
     def load_input(self, context: dg.InputContext) -> pl.LazyFrame:
         key = context.asset_key
-        uri, options = self.table_uri(key), self.storage_options(key)
-        if not table_exists(uri, options):
-            raise FileNotFoundError(
-                f"{key.to_user_string()} has not been materialized yet: no Delta table at "
-                f"{self.display_uri(key)}. Materialize it (and its upstream assets) first."
-            )
         column = (context.upstream_output.definition_metadata or {}).get(PARTITION_COLUMN)
         if column and context.has_asset_partitions:
             first, end = window_dates(context.asset_partitions_time_window)
-            return scan_window(uri, column, first, end, options)
-        return scan_window(uri, storage_options=options)
-
-    def _audit(self, context: dg.OutputContext, key: dg.AssetKey, partitions: str, rows: int) -> None:
-        record = pl.DataFrame(
-            {
-                "run_id": [context.run_id],
-                "layer": [key.path[0]],
-                "table": ["/".join(key.path[1:])],
-                "partitions": [partitions],
-                "record_count": [rows],
-                "status": ["SUCCESS"],
-                "timestamp": [dt.datetime.now(dt.timezone.utc)],
-            },
-            schema_overrides={"record_count": pl.Int64},
-        )
-        append(self.table_uri(AUDIT_LOG_KEY), record, self.storage_options(AUDIT_LOG_KEY))
-
-
-class LocalDeltaIOManager(DeltaIOManager):
-    """Tables on local disk at `<root>/<layer>/<table>` (the embedded default)."""
-
-    root: str
-
-    def table_uri(self, key: dg.AssetKey) -> str:
-        return str(Path(self.root).absolute().joinpath(*key.path))
+            return self.lake.scan(key, column, first, end)
+        return self.lake.scan(key)

@@ -8,16 +8,15 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from retail_lakehouse import catalog
 from retail_lakehouse_tests.conftest import START, make_lake
 from retail_lakehouse_tests.referee import expected_daily_sales
 
 DAYS = 40
 LAST = START + dt.timedelta(days=DAYS - 1)
-GOLD = [
-    "dim_customer", "dim_product", "dim_store", "dim_date", "fact_sales", "fact_payment", "agg_daily_sales",
-    "sales_performance", "customer_lifetime_value", "product_return_analysis", "customer_360",
-]
-SILVER = ["customer", "product", "store", "sales", "payment", "inventory", "loyalty"]
+# Every gold table the daily run writes (the stream-fed ones have their own tests).
+GOLD = catalog.names("gold", exclude=catalog.STREAM)
+SILVER = catalog.names("silver", catalog.CLEAN)
 # Written at load time by design; everything else must be identical between runs.
 VOLATILE = {"load_timestamp", "_ingested_at"}
 
@@ -143,23 +142,6 @@ def test_a_return_delivered_ten_days_later_updates_the_original_fact_and_daily_a
     assert returned_that_day.height >= 1
     agg_after = lake.read("gold/agg_daily_sales").filter(pl.col("sales_date") == order_date)
     assert agg_after["return_count"].sum() == agg_before["return_count"].sum() + returned_that_day.height
-
-
-def test_conservation_holds_for_every_drop_date_and_is_in_the_metadata(generated_landing, tmp_path):
-    lake = make_lake(tmp_path, generated_landing)
-    result = lake.run(START, LAST)
-    for node, source, table in (("silver_sales", "sales_returns", "sales"), ("silver_customer", "customer", "customer")):
-        [meta] = [m.metadata for m in result.asset_materializations_for_node(node) if m.asset_key.path == ["silver", table]][:1]
-        bronze = lake.read(f"bronze/{source}").height
-        assert meta["conservation/bronze_rows"].value == bronze
-        assert meta["conservation/balanced"].value is True
-        assert (
-            meta["conservation/silver_rows"].value + meta["conservation/quarantined_rows"].value + meta["conservation/superseded_rows"].value
-            == bronze
-        )
-    silver = lake.read("silver/sales").height
-    quarantined = lake.read("silver/sales_quarantine").height
-    assert quarantined > 0 and silver + quarantined < lake.read("bronze/sales_returns").height  # the rest superseded
 
 
 def test_scd2_segment_change_gives_a_second_version_and_facts_point_at_the_right_one(clean_lake):

@@ -7,6 +7,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from retail_lakehouse import catalog
 from retail_lakehouse.gold import star
 from retail_lakehouse.quality import checks
 from retail_lakehouse.quality import policy as p
@@ -55,7 +56,13 @@ def test_orphans_are_counted_warn_above_the_first_share_and_block_above_the_seco
     many = _sales(rows[:80] + [(f"X{i}", 1, D1, "Online", "1.00", 1, -1) for i in range(20)])
     error = checks.orphans_result(many)
     assert not error.passed and error.severity == dg.AssetCheckSeverity.ERROR
-    assert error.metadata["unknown_product"].value == 20
+    assert error.metadata["unknown_product"].value == 20 and error.failed_days == {D1}
+    small = _sales(rows[:40] + [(f"X{i}", 1, D1, "Online", "1.00", 1, -1) for i in range(10)])
+    assert checks.orphans_result(small).severity == dg.AssetCheckSeverity.WARN, "50 facts are too few to block"
+    # Judged per day: a bad day among good ones is named and withheld, the good day is not.
+    good_day = [(f"G{i}", 1, D2, "Online", "1.00", 1, 1) for i in range(1000)]
+    mixed = checks.orphans_result(_sales(good_day + rows[:80] + [(f"X{i}", 1, D1, "Online", "1.00", 1, -1) for i in range(20)]))
+    assert mixed.blocks and mixed.failed_days == {D1} and mixed.metadata["orphan_share"].value < 0.1
 
 
 def _payments(refunds: list[str | None]) -> pl.DataFrame:
@@ -93,14 +100,22 @@ def test_scd2_intervals_must_not_overlap_and_exactly_one_version_is_current():
     assert not checks.scd2_intervals_result(("gold", "dim_customer"), duplicate_key, "customer_id", "customer_key").passed
 
 
+def _conserved(silver: list[int], pending: list[int]) -> pl.DataFrame:
+    frame = pl.DataFrame({"drop_date": [D1, D2], "bronze_rows": [5, 4], "silver_rows": silver, "quarantined_rows": [1, 0],
+                          "superseded_rows": [1, 0], "pending_rows": pending})
+    return frame.with_columns((pl.col("bronze_rows") == pl.sum_horizontal(pl.exclude("drop_date", "bronze_rows"))).alias("balanced"))
+
+
 def test_conservation_fails_when_a_row_is_unaccounted_for():
-    balance = pl.DataFrame({"drop_date": [D1, D2], "bronze_rows": [5, 4], "silver_rows": [3, 4], "quarantined_rows": [1, 0],
-                            "superseded_rows": [1, 0]}).with_columns(
-        (pl.col("bronze_rows") == pl.col("silver_rows") + pl.col("quarantined_rows") + pl.col("superseded_rows")).alias("balanced"))
-    assert checks.conservation_result(("silver", "sales"), balance).passed
-    lost = balance.with_columns(pl.lit([3, 3]).explode().alias("silver_rows")).with_columns(
-        (pl.col("bronze_rows") == pl.col("silver_rows") + pl.col("quarantined_rows") + pl.col("superseded_rows")).alias("balanced"))
-    assert not checks.conservation_result(("silver", "sales"), lost).passed
+    assert checks.conservation_result(("silver", "sales"), _conserved([3, 4], [0, 0])).passed
+    lost = checks.conservation_result(("silver", "sales"), _conserved([3, 3], [0, 0]))
+    assert lost.blocks and lost.failed_days == {D2}
+
+
+def test_rows_pending_outside_the_run_warn_and_withhold_nothing():
+    pending = checks.conservation_result(("silver", "sales"), _conserved([3, 3], [0, 1]))
+    assert not pending.passed and pending.severity == dg.AssetCheckSeverity.WARN and not pending.failed_days
+    assert "late window" in pending.result.description
 
 
 def _quarantine(n: int) -> pl.DataFrame:
@@ -109,15 +124,29 @@ def _quarantine(n: int) -> pl.DataFrame:
                         schema={"order_id": pl.String, "reject_reasons": pl.List(pl.String), "_source_file": pl.String, "_row_number": pl.Int64, "drop_date": pl.Date})
 
 
+def _balance(bronze_rows: int, quarantined: int, day: dt.date = D1) -> pl.DataFrame:
+    return pl.DataFrame({"drop_date": [day], "bronze_rows": [bronze_rows], "quarantined_rows": [quarantined]})
+
+
 def test_quarantine_share_over_the_limit_fails_the_blocking_check_and_below_it_is_reported():
-    below, warn = checks.quarantine_results(("silver", "sales"), 100, _quarantine(5))
+    below, warn = checks.quarantine_results(("silver", "sales"), _balance(100, 5), _quarantine(5))
     assert below.passed and warn.passed and warn.metadata["quarantine_share"].value == 0.05
-    above, warn = checks.quarantine_results(("silver", "sales"), 100, _quarantine(6))
+    above, warn = checks.quarantine_results(("silver", "sales"), _balance(100, 6), _quarantine(6))
     assert not above.passed and above.severity == dg.AssetCheckSeverity.ERROR
+    assert above.failed_days == {D1} and above.metadata["failed_days"].value == D1.isoformat()
     assert "non_positive_quantity" in above.metadata["rows_per_rule"].value
-    assert checks.quarantine_results(("silver", "sales"), 100, _quarantine(6), limit=0.10)[0].passed
-    small_day, small_warn = checks.quarantine_results(("silver", "inventory"), 15, _quarantine(1))
+    assert checks.quarantine_results(("silver", "sales"), _balance(100, 6), _quarantine(6), limit=0.10)[0].passed
+    small_day, small_warn = checks.quarantine_results(("silver", "inventory"), _balance(15, 1), _quarantine(1))
     assert small_day.passed and not small_warn.passed and small_warn.severity == dg.AssetCheckSeverity.WARN
+    assert not small_warn.failed_days, "a WARN result withholds nothing"
+
+
+def test_one_bad_day_fails_the_quarantine_gate_whatever_the_size_of_the_window():
+    days = [D1 + dt.timedelta(days=i) for i in range(31)]
+    balance = pl.DataFrame({"drop_date": days, "bronze_rows": [1000] * 31, "quarantined_rows": [0] * 14 + [1000] + [0] * 16})
+    gate, _ = checks.quarantine_results(("silver", "sales"), balance, _quarantine(1000))
+    assert not gate.passed and gate.failed_days == {days[14]}
+    assert gate.metadata["days_checked"].value == 31 and days[14].isoformat() in gate.result.description
 
 
 def test_contract_names_the_broken_rule_and_shows_sample_rows():
@@ -148,9 +177,7 @@ def test_freshness_check_reads_the_newest_partition_with_an_injected_clock(gener
     last = START + dt.timedelta(days=2)
     assert lake.run(START, last).success
     clock = {"now": dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), UTC) + dt.timedelta(hours=29)}
-    fresh = build_freshness_checks({k: c for k, c in (
-        (("gold", "fact_sales"), "order_date"), (("gold", "fact_payment"), "transaction_date"), (("gold", "agg_daily_sales"), "sales_date"))},
-        now=lambda: clock["now"])
+    fresh = build_freshness_checks({k: catalog.table(k).partition for k in p.FRESHNESS_CHECKED}, now=lambda: clock["now"])
     assets = [a for a in lake.defs.assets if isinstance(a, dg.AssetsDefinition)]
 
     def evaluate():

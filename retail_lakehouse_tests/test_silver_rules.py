@@ -150,7 +150,7 @@ def test_every_bronze_row_is_accounted_for_on_every_drop_date():
                                     sale(line_number="3", quantity="x")], drop_date=D + dt.timedelta(days=1))
     frame = pl.concat([day1, day2])
     balance = rules.conservation(frame, rules.clean_sales(frame))
-    assert balance.rows() == [(D, 4, 1, 1, 2, True), (D + dt.timedelta(days=1), 2, 1, 1, 0, True)]
+    assert balance.rows() == [(D, 4, 1, 1, 2, 0, True), (D + dt.timedelta(days=1), 2, 1, 1, 0, 0, True)]
 
 
 def test_payment_refund_may_not_exceed_the_amount_and_money_stays_decimal():

@@ -1,14 +1,25 @@
 """The Delta window writer: exactly the run's window is replaced, nothing else, ever."""
 
 import datetime as dt
+import json
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
+from deltalake import DeltaTable
 
 from retail_lakehouse.orchestration import range_tags
 from retail_lakehouse.partitions import daily_partitions, parse_partition_key
-from retail_lakehouse.storage import PARTITION_COLUMN, LocalDeltaIOManager, window_predicate, write_window
+from retail_lakehouse.storage import (
+    PARTITION_COLUMN,
+    DeltaIOManager,
+    LocalLakehouse,
+    TableNotFound,
+    window_predicate,
+    write_whole,
+    write_window,
+)
 
 D = dt.date(2026, 9, 1)
 
@@ -72,7 +83,7 @@ def test_io_manager_serves_ranges_to_partitioned_readers_and_everything_to_unpar
     defs = dg.Definitions(
         assets=_io_assets(seen),
         jobs=[dg.define_asset_job("all", selection="*")],
-        resources={"io_manager": LocalDeltaIOManager(root=str(tmp_path))},
+        resources={"io_manager": DeltaIOManager(lake=LocalLakehouse(root=str(tmp_path)))},
         executor=dg.in_process_executor,
     )
     job = defs.resolve_job_def("all")
@@ -83,9 +94,13 @@ def test_io_manager_serves_ranges_to_partitioned_readers_and_everything_to_unpar
     table = pl.read_delta(str(tmp_path / "bronze" / "t"))
     assert table.height == 10
     assert table.filter(pl.col("run") == result.run_id).height == 2
-    [mat] = [m for m in result.asset_materializations_for_node("bronze__t")][:1]
-    assert mat.metadata["dagster/row_count"].value == 2
-    assert mat.metadata["partitions"].value == "2026-09-05..2026-09-06"
+    mats = result.asset_materializations_for_node("bronze__t")
+    assert sorted(m.partition for m in mats) == ["2026-09-05", "2026-09-06"]
+    for mat in mats:
+        # Each partition reports its own rows, not the window's.
+        day = dt.date.fromisoformat(mat.partition)
+        assert mat.metadata["dagster/row_count"].value == table.filter(pl.col("day") == day).height == 1
+        assert mat.metadata["partitions"].value == "2026-09-05..2026-09-06"
     audit = pl.read_delta(str(tmp_path / "ops" / "audit_log"))
     assert set(audit.filter(pl.col("run_id") == result.run_id)["table"]) == {"t", "whole", "part"}
 
@@ -93,7 +108,7 @@ def test_io_manager_serves_ranges_to_partitioned_readers_and_everything_to_unpar
 def test_reading_a_table_that_was_never_materialized_says_so(tmp_path):
     result = dg.materialize(
         _io_assets({}),
-        resources={"io_manager": LocalDeltaIOManager(root=str(tmp_path))},
+        resources={"io_manager": DeltaIOManager(lake=LocalLakehouse(root=str(tmp_path)))},
         selection=[dg.AssetKey(["silver", "whole"])],
         raise_on_error=False,
     )
@@ -103,7 +118,7 @@ def test_reading_a_table_that_was_never_materialized_says_so(tmp_path):
 
 
 def test_maintenance_compacts_small_files_and_keeps_every_row(tmp_path):
-    from deltalake import DeltaTable, write_deltalake
+    from deltalake import write_deltalake
 
     from retail_lakehouse.maintenance import maintain
 
@@ -116,7 +131,49 @@ def test_maintenance_compacts_small_files_and_keeps_every_row(tmp_path):
     assert stats["files_removed"] == 10 and stats["files_added"] == 2
     assert len(DeltaTable(uri).file_uris()) == 2
     assert pl.read_delta(uri).sort("day", "tag").equals(rows)
-    assert stats["vacuumed"] == 0  # nothing is older than the 7-day retention yet
+
+
+def _age_tombstones(uri: str, version: int, days: int) -> None:
+    """Move the remove actions of commit `version` `days` into the past (what a week of waiting does)."""
+    log = Path(uri) / "_delta_log" / f"{version:020d}.json"
+    actions = [json.loads(line) for line in log.read_text().splitlines()]
+    for action in actions:
+        if "remove" in action:
+            action["remove"]["deletionTimestamp"] -= days * 24 * 3600 * 1000
+    log.write_text("\n".join(json.dumps(a) for a in actions) + "\n")
+
+
+def test_vacuum_deletes_files_removed_before_the_retention_and_keeps_younger_ones(tmp_path):
+    from retail_lakehouse.maintenance import RETENTION_HOURS, maintain
+
+    uri = str(tmp_path / "t")
+    files = []
+    for i in range(3):
+        write_whole(uri, pl.DataFrame({"v": [i]}))
+        [file] = DeltaTable(uri).file_uris()
+        files.append(Path(file))
+    # Version 1 removed version 0's file 8 days ago; version 2 removed version 1's file just now.
+    _age_tombstones(uri, 1, days=RETENTION_HOURS // 24 + 1)
+    stats = maintain(uri)
+    assert stats["vacuumed"] == 1
+    assert [f.exists() for f in files] == [False, True, True]
+    assert pl.read_delta(uri)["v"].to_list() == [2]
+    assert pl.read_delta(uri, version=1)["v"].to_list() == [1]  # time travel within the retention still works
+
+
+def test_lake_merge_upserts_by_key_and_records_its_transaction_in_the_same_commit(tmp_path):
+    lake = LocalLakehouse(root=str(tmp_path))
+    key = dg.AssetKey(["gold", "t"])
+    with pytest.raises(TableNotFound, match="gold/t has not been materialized yet"):
+        lake.scan(key)
+    assert lake.transaction_version(key, "batch-1") is None
+    assert lake.merge(key, pl.DataFrame({"id": [1, 2], "v": ["a", "b"]}), on=["id"], app_id="batch-1") == 0
+    assert lake.merge(key, pl.DataFrame({"id": [2, 3], "v": ["B", "c"]}), on=["id"]) == 1
+    assert lake.merge(key, pl.DataFrame({"id": [3, 4], "v": ["C", "d"]}), on=["id"], update=False, app_id="batch-2") == 2
+    assert lake.read(key).sort("id").rows() == [(1, "a"), (2, "B"), (3, "c"), (4, "d")]
+    assert (lake.transaction_version(key, "batch-1"), lake.transaction_version(key, "batch-2")) == (1, 1)
+    assert lake.transaction_version(key, "batch-3") is None
+    assert lake.scan(key).filter(pl.col("id") > 2).collect().height == 2
 
 
 def test_weekly_maintenance_job_runs_over_the_lakehouse(generated_landing, tmp_path):

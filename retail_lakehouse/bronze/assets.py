@@ -2,53 +2,155 @@
 
 
 import datetime as dt
+from collections import OrderedDict
 
 import dagster as dg
 import polars as pl
 
+from retail_lakehouse import catalog
 from retail_lakehouse.bronze.transforms import (
+    CARD_MASK_PREFIX,
     MalformedDrop,
     empty_bronze,
     read_csv_drop,
     read_jsonl_drop,
+    safe_text,
     tokenize_cards,
     with_lineage,
 )
-from retail_lakehouse.landing import ALL_SOURCES, DAILY_SOURCES, POS_COLUMNS, SOURCE_COLUMNS, Drop, LandingZone
+from retail_lakehouse.landing import (
+    ALL_SOURCES,
+    DAILY_SOURCES,
+    POS_COLUMNS,
+    SOURCE_COLUMNS,
+    Drop,
+    LandingZone,
+    StrayFile,
+    expected_name,
+)
 from retail_lakehouse.partitions import days_in, window_dates
 from retail_lakehouse.policies import RETRY, SINGLE_RUN
 from retail_lakehouse.resources import CardTokenizer
-from retail_lakehouse.storage import PARTITION_COLUMN
+from retail_lakehouse.quality import checks
+from retail_lakehouse.quality.policy import check_specs_for
+from retail_lakehouse.specs import asset_attrs
+from retail_lakehouse.storage import Audited
 
 
 def _columns(source: str) -> tuple[str, ...]:
     return POS_COLUMNS if source == "pos_events" else SOURCE_COLUMNS[source]
 
 
+# Per-file verdicts of this process: "" (loads) or the rejection reason, keyed by where the file
+# is, its path and its fingerprint (a re-delivered file gets a new one). The bronze asset of a
+# source parses its drops anyway; `bronze/rejected_files`, which runs after them in the same run,
+# then reads their verdicts instead of parsing every drop a second time.
+_VERDICTS: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+_MAX_VERDICTS = 100_000
+
+
+def _verdict_key(landing: LandingZone, drop: Drop) -> tuple[str, str, str] | None:
+    return (landing.location(drop.source), drop.path, drop.fingerprint) if drop.fingerprint else None
+
+
+def _remember(key: tuple[str, str, str] | None, reason: str) -> None:
+    if key is None:
+        return
+    _VERDICTS[key] = reason
+    _VERDICTS.move_to_end(key)
+    while len(_VERDICTS) > _MAX_VERDICTS:
+        _VERDICTS.popitem(last=False)
+
+
 def parse_drop(landing: LandingZone, drop: Drop) -> pl.DataFrame:
-    """One drop as text columns; raises MalformedDrop if the file cannot be loaded as a whole."""
+    """One drop as text columns, card numbers masked; raises MalformedDrop if it cannot be loaded.
+
+    Whatever breaks the parser on this file's bytes rejects this file only. Reading it is outside:
+    a storage outage is not the file's fault, and the retry policy handles it.
+    """
+    key = _verdict_key(landing, drop)
+    known = _VERDICTS.get(key) if key else None
+    if known:
+        raise MalformedDrop(known)
     data = landing.read(drop)
-    if drop.source == "pos_events":
-        return read_jsonl_drop(data, POS_COLUMNS)
-    return read_csv_drop(data, SOURCE_COLUMNS[drop.source])
+    try:
+        if drop.source == "pos_events":
+            frame = read_jsonl_drop(data, POS_COLUMNS)
+        else:
+            frame = read_csv_drop(data, SOURCE_COLUMNS[drop.source])
+    except MalformedDrop as e:
+        _remember(key, e.reason)
+        raise
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001  (any parser failure on these bytes rejects this file only)
+        rejection = MalformedDrop(f"could not be parsed ({type(e).__name__}: {e})")
+        _remember(key, rejection.reason)
+        raise rejection from None
+    _remember(key, "")
+    return frame
 
 
-def _require_daily_drops(source: str, drops: list[Drop], first: dt.date, end: dt.date, landing: LandingZone) -> None:
-    delivered = {d.business_date for d in drops}
-    missing = [day for day in days_in(first, end) if day not in delivered]
-    if missing:
-        shown = ", ".join(d.isoformat() for d in missing[:10]) + (" …" if len(missing) > 10 else "")
-        raise dg.Failure(
-            description=(
-                f"no {source} drop for {shown}: expected {source}_YYYYMMDD_hhmmss.csv for that business "
-                f"date in {landing.location(source)}"
-            ),
-            metadata={"source": source, "missing_dates": [d.isoformat() for d in missing]},
-        )
+def drop_verdict(landing: LandingZone, drop: Drop) -> str | None:
+    """Why a drop cannot be loaded, or None if it loads."""
+    key = _verdict_key(landing, drop)
+    if key in _VERDICTS:
+        return _VERDICTS[key] or None
+    try:
+        parse_drop(landing, drop)
+    except MalformedDrop as e:
+        return e.reason
+    return None
+
+
+def _survey(landing: LandingZone, source: str, first: dt.date, end: dt.date, earliest: dt.date):
+    today = dt.datetime.now(dt.timezone.utc).date()
+    return landing.survey(source, first, end, earliest=earliest, latest=today)
+
+
+def _stray_line(stray: StrayFile) -> str:
+    return f"{safe_text(stray.path)} ({safe_text(stray.reason)})"
+
+
+def _day_problems(
+    source: str,
+    first: dt.date,
+    end: dt.date,
+    loaded: set[dt.date],
+    rejected: list[tuple[Drop, str]],
+    strays: list[StrayFile],
+    landing: LandingZone,
+) -> dict[dt.date, str]:
+    """What keeps each day of a daily source without a drop that loads: its rejected files and
+    why, or the file name expected where. A gap is never silent."""
+    problems = {}
+    for day in days_in(first, end):
+        if day in loaded:
+            continue
+        broken = [f"{d.path} was rejected ({r})" for d, r in rejected if d.business_date == day]
+        if broken:
+            problems[day] = "; ".join(broken[:3]) + ": fix or re-deliver the file"
+        else:
+            problems[day] = f"no drop: expected {expected_name(source)} for {day} in {landing.location(source)}"
+            if strays:
+                problems[day] += "; files there that no partition loads: " + "; ".join(_stray_line(s) for s in strays[:3])
+    return problems
+
+
+def _rejections_table(rows: list[tuple[str, str]]) -> dg.MetadataValue:
+    lines = ["| file | reason |", "|---|---|"]
+    lines += [f"| {path} | {reason.replace('|', '/')} |" for path, reason in rows]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def _start_date(partitions_def: dg.PartitionsDefinition) -> dt.date | None:
+    start = getattr(partitions_def, "start", None)
+    return start.date() if isinstance(start, dt.datetime) else None
 
 
 def build_bronze_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     tokenize = "card_number" in _columns(source)
+    earliest = _start_date(partitions_def)
 
     @dg.asset(
         key=["bronze", source],
@@ -57,18 +159,14 @@ def build_bronze_asset(source: str, partitions_def: dg.PartitionsDefinition) -> 
         backfill_policy=SINGLE_RUN,
         retry_policy=RETRY,
         kinds={"polars", "delta"},
-        metadata={PARTITION_COLUMN: "drop_date"},
-        description=(
-            f"Raw `{source}` drops as delivered: one row per data row of each file of the drop date, "
-            "every column as text, plus source file, row number and ingestion time."
-            + (" Card numbers are replaced by a keyed token and the last four digits." if tokenize else "")
-        ),
+        check_specs=check_specs_for(dg.AssetKey(["bronze", source])),
+        **asset_attrs(["bronze", source]),
     )
-    def _bronze(context: dg.AssetExecutionContext, landing: LandingZone, card_tokenizer: CardTokenizer) -> pl.DataFrame:
+    def _bronze(context: dg.AssetExecutionContext, landing: LandingZone, card_tokenizer: CardTokenizer):
         first, end = window_dates(context.partition_time_window)
-        drops = landing.list_drops(source, first, end)
-        if source in DAILY_SOURCES:
-            _require_daily_drops(source, drops, first, end, landing)
+        drops, strays = _survey(landing, source, first, end, earliest)
+        for stray in strays:
+            context.log.warning(f"{source}: stray file {_stray_line(stray)}; move or rename it")
         ingested_at = dt.datetime.now(dt.timezone.utc)
         key = card_tokenizer.key_bytes() if tokenize else b""
         frames, rejected = [], []
@@ -77,31 +175,48 @@ def build_bronze_asset(source: str, partitions_def: dg.PartitionsDefinition) -> 
                 frame = parse_drop(landing, drop)
             except MalformedDrop as e:
                 # Recorded with its reason in bronze/rejected_files; the rest of the partition loads.
-                context.log.warning(f"rejected {drop.path}: {e.reason}")
-                rejected.append(drop.path)
+                context.log.warning(f"{source} {drop.business_date}: rejected {drop.path}: {e.reason}")
+                rejected.append((drop, e.reason))
                 continue
             if tokenize:
                 frame = tokenize_cards(frame, key)
             frames.append(with_lineage(frame, drop.path, drop.business_date, ingested_at))
         out = pl.concat(frames, how="vertical") if frames else empty_bronze(_columns(source))
-        context.add_output_metadata(
-            {"files_loaded": len(frames), "files_rejected": len(rejected), "rejected_files": rejected}
-        )
-        return out
+        verdict = None
+        if source in DAILY_SOURCES:
+            broken = {d for d, _ in rejected}
+            # A header-only drop counts: an empty day was delivered, not missed.
+            loaded = {d.business_date for d in drops if d not in broken}
+            problems = _day_problems(source, first, end, loaded, rejected, strays, landing)
+            verdict = checks.drops_loaded_result(("bronze", source), problems, days_in(first, end))
+            for day, problem in sorted(problems.items()):
+                context.log.error(f"bronze/{source} {day}: {problem}")
+        masked = out.select(pl.col(pl.String).str.contains(CARD_MASK_PREFIX, literal=True).sum()).row(0, named=True)
+        metadata = {
+            "files_loaded": len(frames),
+            "files_rejected": len(rejected),
+            "rejected_files": [d.path for d, _ in rejected],
+            "card_numbers_masked": {c: int(n) for c, n in masked.items() if n},
+        }
+        if rejected:
+            metadata["rejections"] = _rejections_table([(d.path, r) for d, r in rejected])
+        if strays:
+            metadata["stray_files"] = [safe_text(s.path) for s in strays]
+        # A day without a drop that loads keeps its previous version (a re-delivery gone wrong
+        # does not erase the good one), and its failed check stops what is downstream.
+        yield dg.Output(Audited(out, verdict.failed_days if verdict else frozenset()), metadata=metadata)
+        if verdict:
+            yield verdict.result
 
     return _bronze
 
 
-REJECTED_SCHEMA = {
-    "source": pl.String,
-    "_source_file": pl.String,
-    "reason": pl.String,
-    "_ingested_at": pl.Datetime("us", "UTC"),
-    "drop_date": pl.Date,
-}
+REJECTED_SCHEMA = catalog.schema("bronze", "rejected_files")
 
 
 def build_rejected_files_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    earliest = _start_date(partitions_def)
+
     @dg.asset(
         key=["bronze", "rejected_files"],
         group_name="bronze",
@@ -109,24 +224,33 @@ def build_rejected_files_asset(partitions_def: dg.PartitionsDefinition) -> dg.As
         backfill_policy=SINGLE_RUN,
         retry_policy=RETRY,
         kinds={"polars", "delta"},
-        metadata={PARTITION_COLUMN: "drop_date"},
+        **asset_attrs(["bronze", "rejected_files"]),
+        # After the source assets of the run (without depending on them: a source that fails its
+        # partition must not keep this table from saying why), so it reuses their verdicts.
+        op_tags={"dagster/priority": "-1"},
     )
     def rejected_files(context: dg.AssetExecutionContext, landing: LandingZone) -> pl.DataFrame:
-        """Drops that could not be loaded as a whole, one row per file, with the reason.
+        """Files of the partition that could not be loaded, one row per file and day, with the reason.
 
-        Runs the same parser the bronze assets run, so a file is listed here exactly when its
-        bronze asset skipped it.
+        A drop is listed exactly when its bronze asset skipped it. A stray file (a name that is not
+        a drop of its folder's source, or a date outside the partitions) belongs to no day, so it
+        is listed on every day that runs until it is moved.
         """
         first, end = window_dates(context.partition_time_window)
         ingested_at = dt.datetime.now(dt.timezone.utc)
         rows = []
         for source in ALL_SOURCES:
-            for drop in landing.list_drops(source, first, end):
-                try:
-                    parse_drop(landing, drop)
-                except MalformedDrop as e:
-                    rows.append((source, drop.path, e.reason, ingested_at, drop.business_date))
-        return pl.DataFrame(rows, schema=REJECTED_SCHEMA, orient="row")
+            drops, strays = _survey(landing, source, first, end, earliest)
+            for drop in drops:
+                reason = drop_verdict(landing, drop)
+                if reason is not None:
+                    rows.append((source, drop.path, reason, ingested_at, drop.business_date))
+            for stray in strays:
+                path, reason = safe_text(stray.path), safe_text(f"stray file: {stray.reason}")
+                rows.extend((source, path, reason, ingested_at, day) for day in days_in(first, end))
+        out = pl.DataFrame(rows, schema=REJECTED_SCHEMA, orient="row")
+        context.add_output_metadata({"files_rejected": out["_source_file"].n_unique()})
+        return out
 
     return rejected_files
 

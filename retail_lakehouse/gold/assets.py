@@ -17,7 +17,12 @@ from retail_lakehouse.policies import RETRY, SINGLE_RUN
 from retail_lakehouse.quality import checks
 from retail_lakehouse.quality.freshness import freshness_policy
 from retail_lakehouse.quality.policy import check_specs_for
-from retail_lakehouse.storage import PARTITION_COLUMN
+from retail_lakehouse.specs import asset_attrs
+from retail_lakehouse.partitions import days_in, window_dates
+from retail_lakehouse.storage import Audited, Lakehouse
+
+FACT_SALES = dg.AssetKey(["gold", "fact_sales"])
+SILVER_SALES = dg.AssetKey(["silver", "sales"])
 
 # The calendar covers the partitions and a forecasting horizon after them.
 CALENDAR_YEARS = 3
@@ -29,42 +34,80 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def window_days(context: dg.AssetExecutionContext) -> list[dt.date]:
+    return days_in(*window_dates(context.partition_time_window))
+
+
+def _refresh_stale_keys(
+    context: dg.AssetExecutionContext, lake: Lakehouse, dim_customer: pl.DataFrame, dim_product: pl.DataFrame
+) -> None:
+    """Re-key the fact_sales partitions outside the run's window whose customer or product the
+    dimensions now resolve differently (late-arriving members), and report each as materialized."""
+    first, end = window_dates(context.partition_time_window)
+    if not (lake.exists(FACT_SALES) and lake.exists(SILVER_SALES)):
+        return
+    outside = ~pl.col("order_date").is_between(first, end, closed="left")
+    keys = ("order_id", "line_number", "customer_id", "product_id", "order_ts", "order_date")
+    sales = lake.scan(SILVER_SALES).filter(outside).select(keys).collect()
+    facts = lake.scan(FACT_SALES).filter(outside).collect()
+    rekeyed = star.rekeyed_facts(sales, facts, dim_customer, dim_product)
+    if not rekeyed.height:
+        return
+    counts = dict(rekeyed.group_by("order_date").len().iter_rows())
+    version = lake.write_days(FACT_SALES, rekeyed, "order_date", counts)
+    context.log.info(f"gold/fact_sales: re-keyed {len(counts)} partition(s) outside the run for late-arriving dimension members")
+    for day, rows in sorted(counts.items()):
+        context.log_event(dg.AssetMaterialization(
+            asset_key=FACT_SALES, partition=day.isoformat(),
+            metadata={"dagster/row_count": rows, "delta_version": version, "rekeyed": True},
+        ))
+
+
 def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.date) -> list[dg.AssetsDefinition]:
-    def partitioned(column: str) -> dict:
+    def partitioned() -> dict:
         # Facts and aggregates go stale after 24 h without a new partition, fail after 30 h.
-        return {"partitions_def": partitions_def, "metadata": {PARTITION_COLUMN: column}, "freshness_policy": freshness_policy()}
+        return {"partitions_def": partitions_def, "freshness_policy": freshness_policy()}
 
     def checked(name: str) -> dict:
-        return {"key": ["gold", name], "check_specs": check_specs_for(dg.AssetKey(["gold", name]))}
+        return {"key": ["gold", name], "check_specs": check_specs_for(dg.AssetKey(["gold", name])), **asset_attrs(["gold", name])}
 
-    def publish(name: str, frame: pl.DataFrame, *extra: dg.AssetCheckResult):
-        """The table, then its contract check and any other checks of the policy."""
-        yield dg.Output(frame)
-        yield checks.contract_result(("gold", name), frame)
-        yield from extra
+    def publish(context: dg.AssetExecutionContext, name: str, frame: pl.DataFrame, *extra: checks.Verdict, day_column: str | None = None):
+        """Write–audit–publish: the table's contract and its other checks are evaluated (per day
+        for a partitioned table) before the write; what fails a blocking check is withheld and
+        keeps its previous version."""
+        days = window_days(context) if day_column else None
+        verdicts = [checks.contract_result(("gold", name), frame, day_column, days), *extra]
+        if day_column:
+            yield dg.Output(Audited(frame, frozenset().union(*(v.failed_days for v in verdicts))))
+        else:
+            yield dg.Output(Audited(frame, failed=any(v.blocks for v in verdicts)))
+        for verdict in verdicts:
+            if verdict.blocks:
+                context.log.error(f"gold/{name} {verdict.result.check_name} {verdict.result.description}")
+            yield verdict.result
 
     @dg.asset(**checked("dim_customer"), ins={"history": dg.AssetIn(["silver", "customer_history"])}, **_COMMON)
-    def dim_customer(history: pl.LazyFrame):
+    def dim_customer(context: dg.AssetExecutionContext, history: pl.LazyFrame):
         """Customers as SCD Type 2: one row per customer version (valid_from..valid_to), plus the unknown member −1."""
         dim = star.build_dim_customer(history.collect())
-        yield from publish("dim_customer", dim, checks.scd2_intervals_result(("gold", "dim_customer"), dim, "customer_id", "customer_key"))
+        yield from publish(context, "dim_customer", dim, checks.scd2_intervals_result(("gold", "dim_customer"), dim, "customer_id", "customer_key"))
 
     @dg.asset(**checked("dim_product"), ins={"history": dg.AssetIn(["silver", "product_history"])}, **_COMMON)
-    def dim_product(history: pl.LazyFrame):
+    def dim_product(context: dg.AssetExecutionContext, history: pl.LazyFrame):
         """Products as SCD Type 2: one row per product version (prices, names), plus the unknown member −1."""
         dim = star.build_dim_product(history.collect())
-        yield from publish("dim_product", dim, checks.scd2_intervals_result(("gold", "dim_product"), dim, "product_id", "product_key"))
+        yield from publish(context, "dim_product", dim, checks.scd2_intervals_result(("gold", "dim_product"), dim, "product_id", "product_key"))
 
     @dg.asset(**checked("dim_store"), ins={"stores": dg.AssetIn(["silver", "store"])}, **_COMMON)
-    def dim_store(stores: pl.LazyFrame):
+    def dim_store(context: dg.AssetExecutionContext, stores: pl.LazyFrame):
         """Stores: one row per store_id (current attributes), plus the unknown member −1."""
-        yield from publish("dim_store", star.build_dim_store(stores.collect()))
+        yield from publish(context, "dim_store", star.build_dim_store(stores.collect()))
 
     @dg.asset(**checked("dim_date"), **_COMMON)
-    def dim_date():
+    def dim_date(context: dg.AssetExecutionContext):
         """The calendar: one row per date from the first partition, for three years."""
         last = start_date.replace(year=start_date.year + CALENDAR_YEARS) - dt.timedelta(days=1)
-        yield from publish("dim_date", star.build_dim_date(start_date, last))
+        yield from publish(context, "dim_date", star.build_dim_date(start_date, last))
 
     @dg.asset(
         **checked("fact_sales"),
@@ -73,49 +116,56 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
             "dim_customer": dg.AssetIn(["gold", "dim_customer"]),
             "dim_product": dg.AssetIn(["gold", "dim_product"]),
         },
-        **partitioned("order_date"),
+        **partitioned(),
         **_COMMON,
     )
-    def fact_sales(sales: pl.LazyFrame, dim_customer: pl.LazyFrame, dim_product: pl.LazyFrame):
+    def fact_sales(
+        context: dg.AssetExecutionContext, sales: pl.LazyFrame, dim_customer: pl.LazyFrame, dim_product: pl.LazyFrame,
+        lake: Lakehouse,
+    ):
         """One row per order line, keyed to the customer and product versions valid at order time."""
-        facts = star.build_fact_sales(sales.collect(), dim_customer.collect(), dim_product.collect(), _now())
-        yield from publish("fact_sales", facts, checks.orphans_result(facts))
+        customers, products = dim_customer.collect(), dim_product.collect()
+        facts = star.build_fact_sales(sales.collect(), customers, products, _now())
+        yield from publish(context, "fact_sales", facts, checks.orphans_result(facts, days=window_days(context)), day_column="order_date")
+        _refresh_stale_keys(context, lake, customers, products)
 
-    @dg.asset(**checked("fact_payment"), ins={"payments": dg.AssetIn(["silver", "payment"])}, **partitioned("transaction_date"), **_COMMON)
-    def fact_payment(payments: pl.LazyFrame):
+    @dg.asset(**checked("fact_payment"), ins={"payments": dg.AssetIn(["silver", "payment"])}, **partitioned(), **_COMMON)
+    def fact_payment(context: dg.AssetExecutionContext, payments: pl.LazyFrame):
         """One row per payment (refunds folded in), by transaction date; card numbers only as tokens."""
         facts = star.build_fact_payment(payments.collect(), _now())
-        yield from publish("fact_payment", facts, checks.refunds_within_payments_result(facts))
+        verdict = checks.refunds_within_payments_result(facts, days=window_days(context))
+        yield from publish(context, "fact_payment", facts, verdict, day_column="transaction_date")
 
-    @dg.asset(**checked("agg_daily_sales"), ins={"facts": dg.AssetIn(["gold", "fact_sales"])}, **partitioned("sales_date"), **_COMMON)
-    def agg_daily_sales(facts: pl.LazyFrame):
+    @dg.asset(**checked("agg_daily_sales"), ins={"facts": dg.AssetIn(["gold", "fact_sales"])}, **partitioned(), **_COMMON)
+    def agg_daily_sales(context: dg.AssetExecutionContext, facts: pl.LazyFrame):
         """One row per sales date and channel: revenue, quantity, orders, lines, customers, returns, AOV."""
         fact_sales = facts.collect()
         agg = star.build_agg_daily_sales(fact_sales)
-        yield from publish("agg_daily_sales", agg, checks.revenue_reconciles_result(fact_sales, agg))
+        verdict = checks.revenue_reconciles_result(fact_sales, agg, days=window_days(context))
+        yield from publish(context, "agg_daily_sales", agg, verdict, day_column="sales_date")
 
-    @dg.asset(**checked("sales_performance"), ins={"facts": dg.AssetIn(["gold", "fact_sales"])}, **partitioned("sales_date"), **_COMMON)
-    def sales_performance(facts: pl.LazyFrame):
+    @dg.asset(**checked("sales_performance"), ins={"facts": dg.AssetIn(["gold", "fact_sales"])}, **partitioned(), **_COMMON)
+    def sales_performance(context: dg.AssetExecutionContext, facts: pl.LazyFrame):
         """Seed 000 §9.1: per day and channel, orders, revenue, average line value, returns and return rate."""
-        yield from publish("sales_performance", star.build_sales_performance(facts.collect()))
+        yield from publish(context, "sales_performance", star.build_sales_performance(facts.collect()), day_column="sales_date")
 
     @dg.asset(
         **checked("customer_lifetime_value"),
         ins={"facts": dg.AssetIn(["gold", "fact_sales"]), "dim_customer": dg.AssetIn(["gold", "dim_customer"])},
         **_COMMON,
     )
-    def customer_lifetime_value(facts: pl.LazyFrame, dim_customer: pl.LazyFrame):
+    def customer_lifetime_value(context: dg.AssetExecutionContext, facts: pl.LazyFrame, dim_customer: pl.LazyFrame):
         """Seed 000 §9.2: one row per customer with sales: orders, lifetime value, recency, AOV."""
-        yield from publish("customer_lifetime_value", star.build_customer_lifetime_value(facts.collect(), dim_customer.collect()))
+        yield from publish(context, "customer_lifetime_value", star.build_customer_lifetime_value(facts.collect(), dim_customer.collect()))
 
     @dg.asset(
         **checked("product_return_analysis"),
         ins={"facts": dg.AssetIn(["gold", "fact_sales"]), "dim_product": dg.AssetIn(["gold", "dim_product"])},
         **_COMMON,
     )
-    def product_return_analysis(facts: pl.LazyFrame, dim_product: pl.LazyFrame):
+    def product_return_analysis(context: dg.AssetExecutionContext, facts: pl.LazyFrame, dim_product: pl.LazyFrame):
         """Seed 000 §9.3: one row per product with sales: units sold and returned, refunds, rates."""
-        yield from publish("product_return_analysis", star.build_product_return_analysis(facts.collect(), dim_product.collect()))
+        yield from publish(context, "product_return_analysis", star.build_product_return_analysis(facts.collect(), dim_product.collect()))
 
     @dg.asset(
         **checked("customer_360"),
@@ -127,10 +177,10 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
         },
         **_COMMON,
     )
-    def customer_360(dim_customer: pl.LazyFrame, facts: pl.LazyFrame, dim_product: pl.LazyFrame, loyalty: pl.LazyFrame):
+    def customer_360(context: dg.AssetExecutionContext, dim_customer: pl.LazyFrame, facts: pl.LazyFrame, dim_product: pl.LazyFrame, loyalty: pl.LazyFrame):
         """Seed 004 §2: one row per current customer: orders, channels, categories, loyalty points, RFM segment."""
         frame = build_customer_360(dim_customer.collect(), facts.collect(), dim_product.collect(), loyalty.collect())
-        yield from publish("customer_360", frame)
+        yield from publish(context, "customer_360", frame)
 
     return [
         customer_360,

@@ -22,24 +22,14 @@ from hashlib import blake2b
 
 import polars as pl
 
-from retail_lakehouse.contracts import (
-    MONEY,
-    SILVER_CUSTOMER,
-    SILVER_PAYMENT,
-    SILVER_PRODUCT,
-    SILVER_SALES,
-    SILVER_STORE,
-    TIMESTAMP,
-)
+from retail_lakehouse.catalog import TIMESTAMP, schema
+from retail_lakehouse.contracts import SILVER_CUSTOMER, SILVER_PAYMENT, SILVER_PRODUCT, SILVER_SALES, SILVER_STORE
 
 UNKNOWN_KEY = -1
 UNKNOWN_ID = "UNKNOWN"
 UNKNOWN_NAME = "Unknown"
 # Early enough to precede every real version, so the unknown member is valid at any order time.
 UNKNOWN_VALID_FROM = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)
-
-# Two decimal places like money; wide because a rate over a near-zero revenue can be large.
-PERCENT = pl.Decimal(18, 2)
 
 # Canonical text of a key: fields joined by the ASCII unit separator, null as NUL. Ids are printable
 # text, where neither control character occurs, so distinct keys render to distinct text.
@@ -51,120 +41,17 @@ _KEY_MASK = (1 << 63) - 1
 
 DELIVERY_ORDER = ("drop_date", "_source_file", "_row_number")
 
-CUSTOMER_ATTRIBUTES = (
-    "name", "email", "phone", "gender", "age_group", "city", "state", "postal_code", "country",
-    "customer_segment", "data_quality_score",
-)
-PRODUCT_ATTRIBUTES = ("sku", "name", "category", "subcategory", "brand", "supplier_id", "cost", "list_price")
-STORE_ATTRIBUTES = ("name", "region", "format", "square_footage", "opened_date")
-
-_VALIDITY = {"valid_from": TIMESTAMP, "valid_to": TIMESTAMP, "is_current": pl.Boolean}
-
-DIM_CUSTOMER_SCHEMA = {
-    "customer_key": pl.Int64,
-    "customer_id": pl.String,
-    **{c: SILVER_CUSTOMER[c] for c in CUSTOMER_ATTRIBUTES},
-    **_VALIDITY,
-}
-
-DIM_PRODUCT_SCHEMA = {
-    "product_key": pl.Int64,
-    "product_id": pl.String,
-    **{c: SILVER_PRODUCT[c] for c in PRODUCT_ATTRIBUTES},
-    **_VALIDITY,
-}
-
-DIM_STORE_SCHEMA = {
-    "store_key": pl.Int64,
-    "store_id": pl.String,
-    **{c: SILVER_STORE[c] for c in STORE_ATTRIBUTES},
-}
-
-# Int32 parts are what Spark's date functions return, so both engines write the same Delta schema.
-DIM_DATE_SCHEMA = {
-    "date_key": pl.Int32,
-    "date": pl.Date,
-    "year": pl.Int32,
-    "quarter": pl.Int32,
-    "month": pl.Int32,
-    "week": pl.Int32,
-    "day_of_week": pl.Int32,
-    "is_weekend": pl.Boolean,
-}
-
-_SALES_LINE = (
-    "store_id", "order_date", "delivery_date", "quantity", "unit_price", "discount_amount", "tax_amount",
-    "sales_total", "sales_channel", "order_status", "is_returned", "return_date", "return_reason",
-    "return_quantity", "return_amount",
-)
-
-FACT_SALES_SCHEMA = {
-    "sales_id": pl.Int64,
-    "order_id": SILVER_SALES["order_id"],
-    "line_number": SILVER_SALES["line_number"],
-    "customer_id": SILVER_SALES["customer_id"],
-    "customer_key": pl.Int64,
-    "product_id": SILVER_SALES["product_id"],
-    "product_key": pl.Int64,
-    **{c: SILVER_SALES[c] for c in _SALES_LINE},
-    "load_timestamp": TIMESTAMP,
-}
-
-_PAYMENT_COLUMNS = (
-    "payment_id", "order_id", "payment_type", "card_brand", "card_token", "card_last4", "amount",
-    "payment_status", "transaction_date", "is_refunded", "refund_amount", "refund_reason",
-    "refund_status", "refund_date",
-)
-
-FACT_PAYMENT_SCHEMA = {**{c: SILVER_PAYMENT[c] for c in _PAYMENT_COLUMNS}, "load_timestamp": TIMESTAMP}
-
-AGG_DAILY_SALES_SCHEMA = {
-    "sales_date": pl.Date,
-    "sales_channel": pl.String,
-    "total_revenue": MONEY,
-    "total_quantity": pl.Int64,
-    "total_orders": pl.Int64,
-    "total_lines": pl.Int64,
-    "unique_customers": pl.Int64,
-    "return_count": pl.Int64,
-    "avg_order_value": MONEY,
-}
-
-SALES_PERFORMANCE_SCHEMA = {
-    "sales_date": pl.Date,
-    "sales_channel": pl.String,
-    "num_orders": pl.Int64,
-    "num_lines": pl.Int64,
-    "total_revenue": MONEY,
-    "avg_line_value": MONEY,
-    "returns": pl.Int64,
-    "return_rate": PERCENT,
-}
-
-CUSTOMER_LIFETIME_VALUE_SCHEMA = {
-    "customer_id": pl.String,
-    "name": pl.String,
-    "customer_segment": pl.String,
-    "total_orders": pl.Int64,
-    "lifetime_value": MONEY,
-    "first_purchase_date": pl.Date,
-    "last_purchase_date": pl.Date,
-    "days_since_purchase": pl.Int64,
-    "avg_order_value": MONEY,
-}
-
-PRODUCT_RETURN_ANALYSIS_SCHEMA = {
-    "product_id": pl.String,
-    "name": pl.String,
-    "category": pl.String,
-    "total_sales": pl.Int64,
-    "total_units_sold": pl.Int64,
-    "units_returned": pl.Int64,
-    "return_rate_pct": PERCENT,
-    "total_revenue": MONEY,
-    "total_refunds": MONEY,
-    "refund_rate_pct": PERCENT,
-}
+# The schemas of the tables built here are declared in the catalog (`retail_lakehouse.catalog`).
+DIM_CUSTOMER_SCHEMA = schema("gold", "dim_customer")
+DIM_PRODUCT_SCHEMA = schema("gold", "dim_product")
+DIM_STORE_SCHEMA = schema("gold", "dim_store")
+DIM_DATE_SCHEMA = schema("gold", "dim_date")
+FACT_SALES_SCHEMA = schema("gold", "fact_sales")
+FACT_PAYMENT_SCHEMA = schema("gold", "fact_payment")
+AGG_DAILY_SALES_SCHEMA = schema("gold", "agg_daily_sales")
+SALES_PERFORMANCE_SCHEMA = schema("gold", "sales_performance")
+CUSTOMER_LIFETIME_VALUE_SCHEMA = schema("gold", "customer_lifetime_value")
+PRODUCT_RETURN_ANALYSIS_SCHEMA = schema("gold", "product_return_analysis")
 
 GOLD_SCHEMAS = {
     "dim_customer": DIM_CUSTOMER_SCHEMA,
@@ -178,6 +65,19 @@ GOLD_SCHEMAS = {
     "customer_lifetime_value": CUSTOMER_LIFETIME_VALUE_SCHEMA,
     "product_return_analysis": PRODUCT_RETURN_ANALYSIS_SCHEMA,
 }
+
+# A dimension's tracked attributes: its columns between the keys and the validity interval.
+_VALIDITY = ("valid_from", "valid_to", "is_current")
+CUSTOMER_ATTRIBUTES = tuple(c for c in DIM_CUSTOMER_SCHEMA if c not in ("customer_key", "customer_id", *_VALIDITY))
+PRODUCT_ATTRIBUTES = tuple(c for c in DIM_PRODUCT_SCHEMA if c not in ("product_key", "product_id", *_VALIDITY))
+STORE_ATTRIBUTES = tuple(c for c in DIM_STORE_SCHEMA if c not in ("store_key", "store_id"))
+
+_SALES_LINE = (
+    "store_id", "order_date", "delivery_date", "quantity", "unit_price", "discount_amount", "tax_amount",
+    "sales_total", "sales_channel", "order_status", "is_returned", "return_date", "return_reason",
+    "return_quantity", "return_amount",
+)
+_PAYMENT_COLUMNS = tuple(c for c in FACT_PAYMENT_SCHEMA if c != "load_timestamp")
 
 
 def _canonical_text(column: pl.Series) -> pl.Series:
@@ -400,17 +300,9 @@ def _version_lookup(dim: pl.DataFrame, natural_key: str, key: str) -> pl.DataFra
     ).sort(f"_{key}_from")
 
 
-def build_fact_sales(
-    sales: pl.DataFrame, dim_customer: pl.DataFrame, dim_product: pl.DataFrame, load_timestamp: dt.datetime
-) -> pl.DataFrame:
-    """fact_sales: one row per order line, keyed to the customer and product versions valid at order_ts.
-
-    The version valid at order_ts is the one with valid_from ≤ order_ts < valid_to; an id the
-    dimension does not hold maps to UNKNOWN_KEY until a later run, with the id in the dimension,
-    resolves it. Rows are ordered by order_ts, order_id, line_number.
-    """
-    needed = ("order_id", "line_number", "customer_id", "product_id", "order_ts", *_SALES_LINE)
-    _require(sales, SILVER_SALES, needed, "sales")
+def _resolve_keys(sales: pl.DataFrame, dim_customer: pl.DataFrame, dim_product: pl.DataFrame) -> pl.DataFrame:
+    """Sales lines with the customer and product keys of the versions valid at order_ts (null
+    where the dimension does not hold the id), ordered by order_ts, order_id, line_number."""
     _require(dim_customer, DIM_CUSTOMER_SCHEMA, ("customer_key", "customer_id", "valid_from"), "dim_customer")
     _require(dim_product, DIM_PRODUCT_SCHEMA, ("product_key", "product_id", "valid_from"), "dim_product")
     # An order without a timestamp is matched at the start of its order date.
@@ -428,13 +320,55 @@ def build_fact_sales(
             # Both sides are sorted above; with `by` Polars cannot verify it and would only warn.
             check_sortedness=False,
         )
-    facts = lines.with_columns(
-        sales_id=stable_key("order_id", "line_number"),
+    return lines.with_columns(
         customer_key=pl.col("customer_key").fill_null(UNKNOWN_KEY),
         product_key=pl.col("product_key").fill_null(UNKNOWN_KEY),
+    )
+
+
+def build_fact_sales(
+    sales: pl.DataFrame, dim_customer: pl.DataFrame, dim_product: pl.DataFrame, load_timestamp: dt.datetime
+) -> pl.DataFrame:
+    """fact_sales: one row per order line, keyed to the customer and product versions valid at order_ts.
+
+    The version valid at order_ts is the one with valid_from ≤ order_ts < valid_to; an id the
+    dimension does not hold maps to UNKNOWN_KEY until the dimension holds it, when
+    `rekeyed_facts` re-keys the stored rows. Rows are ordered by order_ts, order_id,
+    line_number.
+    """
+    needed = ("order_id", "line_number", "customer_id", "product_id", "order_ts", *_SALES_LINE)
+    _require(sales, SILVER_SALES, needed, "sales")
+    facts = _resolve_keys(sales, dim_customer, dim_product).with_columns(
+        sales_id=stable_key("order_id", "line_number"),
         load_timestamp=pl.lit(_utc(load_timestamp), dtype=TIMESTAMP),
     )
     return _conform(facts, FACT_SALES_SCHEMA)
+
+
+def rekeyed_facts(
+    sales: pl.DataFrame, facts: pl.DataFrame, dim_customer: pl.DataFrame, dim_product: pl.DataFrame
+) -> pl.DataFrame:
+    """The stored fact rows whose keys the dimensions now resolve differently, with those keys.
+
+    Late-arriving dimensions: a fact loaded before its customer or product arrived sits on the
+    unknown member, one loaded before an earlier version arrived points at a later one. Keys are a
+    pure function of the dimensions, so re-keying the stored rows makes the table what one clean
+    run gives, whatever order the days were first loaded in; every other column stays as stored,
+    so aggregates built from the facts still agree with them. `sales` needs the key columns of
+    silver sales, `facts` the fact_sales schema.
+    """
+    resolved = _resolve_keys(
+        sales.select("order_id", "line_number", "customer_id", "product_id", "order_ts", "order_date"), dim_customer, dim_product
+    ).select("order_id", "line_number", pl.col("customer_key").alias("_ck"), pl.col("product_key").alias("_pk"))
+    joined = facts.join(resolved, on=["order_id", "line_number"], how="inner")
+    stale = joined.filter((pl.col("customer_key") != pl.col("_ck")) | (pl.col("product_key") != pl.col("_pk")))
+    changed = stale.select("order_date").unique()
+    rows = facts.join(changed, on="order_date", how="semi").join(resolved, on=["order_id", "line_number"], how="left")
+    return _conform(
+        rows.with_columns(customer_key=pl.coalesce("_ck", "customer_key"), product_key=pl.coalesce("_pk", "product_key"))
+        .sort("order_date", "order_id", "line_number"),
+        FACT_SALES_SCHEMA,
+    )
 
 
 def build_fact_payment(payments: pl.DataFrame, load_timestamp: dt.datetime) -> pl.DataFrame:

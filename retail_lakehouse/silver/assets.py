@@ -8,73 +8,85 @@ date, which a drop can change up to `late_data_days` later (returns and refunds)
 reads the drops of D..D+late_data_days.
 """
 
+import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 
 import dagster as dg
 import polars as pl
 
-from retail_lakehouse.partitions import window_dates
+from retail_lakehouse import catalog
+from retail_lakehouse.partitions import days_in, window_dates
 from retail_lakehouse.policies import RETRY, SINGLE_RUN
 from retail_lakehouse.quality import checks
 from retail_lakehouse.quality.policy import check_specs_for
 from retail_lakehouse.silver import rules
-from retail_lakehouse.storage import PARTITION_COLUMN
+from retail_lakehouse.specs import asset_attrs
+from retail_lakehouse.storage import Audited, Lakehouse
 
 
-@dataclass(frozen=True)
-class SilverTable:
-    name: str
-    source: str  # the bronze table it is cleaned from
-    clean: Callable[..., rules.Cleaned]
-    grain: str
-    partition_column: str | None = None  # None: unpartitioned, rebuilt whole
-    late: bool = False  # later drops can change a partition (returns, refunds)
-    history: bool = False  # also keeps every valid version, for SCD2 downstream
+# The rules of each silver table; what the table is (source, grain, partitions, late window,
+# history) is declared once in the catalog.
+CLEANERS: dict[str, Callable[..., rules.Cleaned]] = {
+    "customer": rules.clean_customers,
+    "product": rules.clean_products,
+    "store": rules.clean_stores,
+    "sales": rules.clean_sales,
+    "payment": rules.clean_payments,
+    "inventory": rules.clean_inventory,
+    "loyalty": rules.clean_loyalty,
+}
 
 
-SILVER_TABLES = (
-    SilverTable("customer", "customer", rules.clean_customers, "one row per customer_id, its latest valid version", history=True),
-    SilverTable("product", "product", rules.clean_products, "one row per product_id, its latest valid version", history=True),
-    SilverTable("store", "store", rules.clean_stores, "one row per store_id, its latest valid version"),
-    SilverTable("sales", "sales_returns", rules.clean_sales, "one row per (order_id, line_number), its latest valid version", "order_date", late=True),
-    SilverTable("payment", "payment_refund", rules.clean_payments, "one row per payment_id, its latest valid version", "transaction_date", late=True),
-    SilverTable("inventory", "inventory", rules.clean_inventory, "one row per (snapshot_date, store_id, product_id)", "snapshot_date"),
-    SilverTable("loyalty", "loyalty", rules.clean_loyalty, "one row per event_id", "drop_date"),
-)
+def _held_outside_window(
+    lake: Lakehouse, key: dg.AssetKey, latest_outside: pl.DataFrame, column: str, first: dt.date, end: dt.date
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split the latest rows of the window's drops that belong to partitions outside the window
+    (returns and refunds of older orders) into those the table already holds, written by earlier
+    runs, and those pending: a run of their partitions has yet to write them."""
+    lineage = ["_source_file", "_row_number"]
+    if latest_outside.height and lake.exists(key):
+        in_window = pl.col("drop_date").is_between(first, end, closed="left")
+        outside = ~pl.col(column).is_between(first, end, closed="left")
+        stored = lake.scan(key).filter(in_window & outside).select(lineage).collect()
+    else:
+        stored = latest_outside.select(lineage).clear()
+    return latest_outside.join(stored, on=lineage, how="semi"), latest_outside.join(stored, on=lineage, how="anti")
 
 
-def _conservation_metadata(balance: pl.DataFrame) -> dict[str, object]:
+def _summary_metadata(balance: pl.DataFrame) -> dict[str, object]:
     totals = balance.select(pl.exclude("drop_date", "balanced").sum()).row(0, named=True)
-    per_day = balance.sort("drop_date").with_columns(pl.col("drop_date").cast(pl.String))
     return {
         **{f"conservation/{k}": int(v or 0) for k, v in totals.items()},
         "conservation/balanced": bool(balance["balanced"].all()),
-        "conservation/per_drop_date": dg.MetadataValue.md(checks.markdown(per_day)),
     }
 
 
-def build_silver_asset(table: SilverTable, partitions_def: dg.PartitionsDefinition, late_data_days: int) -> dg.AssetsDefinition:
-    partitioned = table.partition_column is not None
+def build_silver_asset(
+    table: catalog.Table, partitions_def: dg.TimeWindowPartitionsDefinition, late_data_days: int
+) -> dg.AssetsDefinition:
+    partitioned = table.partition is not None
+    source = table.cleaned_from
+    history = ("silver", f"{table.name}_history") in catalog.TABLES
+    cleaner = CLEANERS[table.name]
+    first_partition = partitions_def.start.date()
     common = {"group_name": "silver", "kinds": {"polars", "delta"}}
     outs = {
         "clean": dg.AssetOut(
             key=["silver", table.name],
-            description=f"Cleaned and validated `{table.source}`: {table.grain}.",
-            metadata={PARTITION_COLUMN: table.partition_column} if partitioned else None,
+            **asset_attrs(["silver", table.name]),
             **common,
         ),
         "quarantine": dg.AssetOut(
             key=["silver", f"{table.name}_quarantine"],
-            description=f"Every rejected `{table.source}` row: original values, reject_reasons, source file and row.",
-            metadata={PARTITION_COLUMN: "drop_date"} if partitioned else None,
+            **asset_attrs(["silver", f"{table.name}_quarantine"]),
             **common,
         ),
     }
-    if table.history:
+    if history:
         outs["history"] = dg.AssetOut(
             key=["silver", f"{table.name}_history"],
-            description=f"Every valid version of each `{table.source}` record, in delivery order (feeds SCD2).",
+            **asset_attrs(["silver", f"{table.name}_history"]),
             **common,
         )
     mapping = (
@@ -82,37 +94,76 @@ def build_silver_asset(table: SilverTable, partitions_def: dg.PartitionsDefiniti
         if table.late
         else None
     )
+    path = ("silver", table.name)
+    clean_key = dg.AssetKey(list(path))
+
+    def clean(frame: pl.DataFrame) -> rules.Cleaned:
+        return cleaner(frame, late_data_days, first_partition) if table.late else cleaner(frame)
+
+    def audit(clean_rows, balance, quarantine, day_column, days) -> list[checks.Verdict]:
+        return [
+            checks.contract_result(path, clean_rows, day_column, days),
+            checks.conservation_result(path, balance),
+            *checks.quarantine_results(path, balance, quarantine),
+        ]
 
     @dg.multi_asset(
         name=f"silver_{table.name}",
         outs=outs,
-        ins={"bronze": dg.AssetIn(["bronze", table.source], partition_mapping=mapping)},
-        check_specs=check_specs_for(dg.AssetKey(["silver", table.name])),
+        ins={"bronze": dg.AssetIn(["bronze", source], partition_mapping=mapping)},
+        check_specs=check_specs_for(clean_key),
         partitions_def=partitions_def if partitioned else None,
         backfill_policy=SINGLE_RUN,
         retry_policy=RETRY,
     )
-    def _silver(context: dg.AssetExecutionContext, bronze: pl.LazyFrame):
+    def _silver(context: dg.AssetExecutionContext, bronze: pl.LazyFrame, lake: Lakehouse):
         frame = bronze.collect()
-        cleaned = table.clean(frame, late_data_days) if table.late else table.clean(frame)
-        balance = rules.conservation(frame, cleaned)
-        clean, quarantine = cleaned.clean, cleaned.quarantine
+        cleaned = clean(frame)
         if partitioned:
             first, end = window_dates(context.partition_time_window)
-            clean = clean.filter(pl.col(table.partition_column).is_between(first, end, closed="left"))
-            quarantine = quarantine.filter(pl.col("drop_date").is_between(first, end, closed="left"))
-            balance = balance.filter(pl.col("drop_date").is_between(first, end, closed="left"))
-        yield dg.Output(clean, output_name="clean", metadata=_conservation_metadata(balance))
-        yield dg.Output(quarantine, output_name="quarantine")
-        if table.history:
-            yield dg.Output(cleaned.history, output_name="history")
-        path = ("silver", table.name)
-        yield checks.contract_result(path, clean)
-        yield checks.conservation_result(path, balance)
-        yield from checks.quarantine_results(path, int(balance["bronze_rows"].sum()), quarantine)
+            days = days_in(first, end)
+            in_window = pl.col("drop_date").is_between(first, end, closed="left")
+            in_partitions = pl.col(table.partition).is_between(first, end, closed="left")
+            rows = cleaned.clean.filter(in_partitions)
+            quarantine = cleaned.quarantine.filter(in_window)
+            held, pending = _held_outside_window(
+                lake, clean_key, cleaned.clean.filter(~in_partitions & in_window), table.partition, first, end
+            )
+            balance = rules.conservation(
+                frame.filter(in_window),
+                replace(cleaned, quarantine=quarantine, superseded=cleaned.superseded.filter(in_window)),
+                silver=pl.concat([rows.select("drop_date"), held.select("drop_date")]),
+                days=days,
+                pending=pending,
+            )
+            verdicts = audit(rows, balance, quarantine, table.partition, days)
+            failed = frozenset().union(*(v.failed_days for v in verdicts))
+            for row in balance.iter_rows(named=True):
+                day = row.pop("drop_date").isoformat()
+                context.add_asset_metadata({f"conservation/{k}": v for k, v in row.items()}, asset_key=clean_key, partition_key=day)
+            yield dg.Output(Audited(rows, failed), output_name="clean", metadata=_summary_metadata(balance))
+            yield dg.Output(Audited(quarantine, failed), output_name="quarantine")
+        else:
+            days = sorted(frame["drop_date"].unique().drop_nulls().to_list())
+            balance = rules.conservation(frame, cleaned)
+            verdicts = audit(cleaned.clean, balance, cleaned.quarantine, "drop_date", days)
+            failed = frozenset().union(*(v.failed_days for v in verdicts))
+            whole = any(v.blocks for v in verdicts) and not failed
+            if failed:
+                # The failing drops are withheld: the table is published from every other drop.
+                cleaned = clean(frame.filter(~pl.col("drop_date").is_in(sorted(failed))))
+            meta = {**_summary_metadata(balance), "withheld_drop_dates": ", ".join(d.isoformat() for d in sorted(failed)) or "none"}
+            yield dg.Output(Audited(cleaned.clean, failed=whole), output_name="clean", metadata=meta)
+            yield dg.Output(Audited(cleaned.quarantine, failed=whole), output_name="quarantine")
+            if history:
+                yield dg.Output(Audited(cleaned.history, failed=whole), output_name="history")
+        for verdict in verdicts:
+            if verdict.blocks:
+                context.log.error(f"{clean_key.to_user_string()} {verdict.result.check_name} {verdict.result.description}")
+            yield verdict.result
 
     return _silver
 
 
 def build_silver_assets(partitions_def: dg.PartitionsDefinition, late_data_days: int) -> list[dg.AssetsDefinition]:
-    return [build_silver_asset(t, partitions_def, late_data_days) for t in SILVER_TABLES]
+    return [build_silver_asset(t, partitions_def, late_data_days) for t in catalog.tables("silver", catalog.CLEAN)]

@@ -14,10 +14,13 @@ Rule names (the values of `reject_reasons`):
   `refund_exceeds_amount` (payment).
 - `order_after_drop_date`, `order_outside_late_window` (sales), `transaction_after_drop_date`,
   `transaction_outside_late_window` (payment): the row's business date must lie within the late-data
-  window of its drop, so that each row has exactly one home when silver is computed per date.
+  window of its drop, so that each row has exactly one home when silver is computed per date;
+  `order_before_first_partition`, `transaction_before_first_partition`: inside that window but
+  before the first daily partition, where no partition can hold it.
 - `snapshot_date_mismatch` (inventory): a snapshot must be for its drop's date.
 """
 
+import datetime as dt
 from dataclasses import dataclass
 
 import polars as pl
@@ -71,9 +74,17 @@ def _int(c: str, dtype=pl.Int64) -> pl.Expr:
     return _text(c).cast(dtype, strict=False)
 
 
+# A plain decimal: optional sign, at most 12 integer digits, optional fraction. No exponent
+# ("1e2"), no grouping ("1 000", "12,34": which separator is the decimal one?), and no 13+ digit
+# amounts: no sale is that large, and such a value is more likely a card number in the wrong column.
+_PLAIN_DECIMAL = r"^[+-]?(?:[0-9]{1,12}(?:\.[0-9]*)?|\.[0-9]+)$"
+
+
 def _money(c: str) -> pl.Expr:
     # Text straight to Decimal: money never passes through a float. Extra decimals round half-even.
-    return _text(c).cast(pl.Decimal(38, 6), strict=False).round(2).cast(MONEY, strict=False)
+    text = _text(c)
+    plain = pl.when(text.str.contains(_PLAIN_DECIMAL)).then(text)
+    return plain.cast(pl.Decimal(38, 6), strict=False).round(2).cast(MONEY, strict=False)
 
 
 def _flag(c: str) -> pl.Expr:
@@ -235,15 +246,20 @@ def clean_stores(bronze: pl.DataFrame) -> Cleaned:
     return Cleaned(latest, q, s)
 
 
-def _late_window_rules(prefix: str, business_date: str, late_days: int) -> list[tuple[str, pl.Expr]]:
+def _late_window_rules(prefix: str, business_date: str, late_days: int, first_day: dt.date | None) -> list[tuple[str, pl.Expr]]:
     day = _col(business_date)
-    return [
+    rules = [
         (f"{prefix}_after_drop_date", day > pl.col("drop_date")),
         (f"{prefix}_outside_late_window", day < pl.col("drop_date") - pl.duration(days=late_days)),
     ]
+    if first_day is not None:
+        # Inside the late window but before the first daily partition: there is no partition to
+        # hold the row, so it is kept here instead of vanishing between bronze and silver.
+        rules.append((f"{prefix}_before_first_partition", day < first_day))
+    return rules
 
 
-def clean_sales(bronze: pl.DataFrame, late_days: int = 30) -> Cleaned:
+def clean_sales(bronze: pl.DataFrame, late_days: int = 30, first_day: dt.date | None = None) -> Cleaned:
     returned = _flag("is_returned")
     order_ts = _ts("order_ts")
     quantity = _int("quantity", pl.Int32)
@@ -296,13 +312,13 @@ def clean_sales(bronze: pl.DataFrame, late_days: int = 30) -> Cleaned:
         ("return_before_order", ret & (_col("return_date").is_null() | (_col("return_date") < _col("order_date")))),
         ("invalid_return_quantity", ret & ~(_col("return_quantity") > 0).fill_null(False) | ret & (_col("return_quantity") > _col("quantity"))),
         ("invalid_return_amount", ret & (_col("return_amount").is_null() | (_col("return_amount") < 0) | (_col("return_amount") > _col("sales_total")))),
-        *_late_window_rules("order", "order_date", late_days),
+        *_late_window_rules("order", "order_date", late_days, first_day),
     ]
     latest, q, s, _ = _clean_rows(bronze, _source_columns(bronze), typed, rules, ["order_id", "line_number"], SILVER_SALES)
     return Cleaned(latest, q, s)
 
 
-def clean_payments(bronze: pl.DataFrame, late_days: int = 30) -> Cleaned:
+def clean_payments(bronze: pl.DataFrame, late_days: int = 30, first_day: dt.date | None = None) -> Cleaned:
     ts = _ts("transaction_ts")
     typed = {
         "payment_id": _text("payment_id"),
@@ -332,7 +348,7 @@ def clean_payments(bronze: pl.DataFrame, late_days: int = 30) -> Cleaned:
         ("invalid_transaction_ts", _col("transaction_ts").is_null()),
         ("invalid_is_refunded", _col("is_refunded").is_null()),
         ("invalid_refund_date", _unparsed("refund_date", "__refund_date")),
-        *_late_window_rules("transaction", "transaction_date", late_days),
+        *_late_window_rules("transaction", "transaction_date", late_days, first_day),
     ]
     latest, q, s, _ = _clean_rows(bronze, _source_columns(bronze), typed, rules, ["payment_id"], SILVER_PAYMENT)
     return Cleaned(latest, q, s)
@@ -383,16 +399,36 @@ def clean_loyalty(bronze: pl.DataFrame) -> Cleaned:
     return Cleaned(latest, q, s)
 
 
-def conservation(bronze: pl.DataFrame, cleaned: Cleaned) -> pl.DataFrame:
-    """Per drop date: bronze rows = silver + quarantined + superseded (each counted by its own lineage)."""
+def conservation(
+    bronze: pl.DataFrame,
+    cleaned: Cleaned,
+    silver: pl.DataFrame | None = None,
+    days: list[dt.date] | None = None,
+    pending: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Per drop date: bronze rows = silver + quarantined + superseded + pending, each counted by its
+    own lineage.
+
+    `silver` is the lineage of the rows the table holds after the write, when that differs from
+    `cleaned.clean` (a run that writes only some partitions); `pending` the latest valid rows that
+    belong to partitions outside such a run and wait for a run of theirs; `days` fixes the drop
+    dates reported.
+    """
 
     def count(frame: pl.DataFrame, name: str) -> pl.DataFrame:
         return frame.group_by("drop_date").agg(pl.len().cast(pl.Int64).alias(name))
 
-    out = count(bronze, "bronze_rows")
-    for frame, name in ((cleaned.clean, "silver_rows"), (cleaned.quarantine, "quarantined_rows"), (cleaned.superseded, "superseded_rows")):
-        out = out.join(count(frame, name), on="drop_date", how="full", coalesce=True)
+    out = (
+        pl.DataFrame({"drop_date": days}, schema={"drop_date": pl.Date})
+        if days is not None
+        else bronze.select("drop_date").unique()
+    )
+    no_rows = bronze.select("drop_date").clear()
+    parts = ((bronze, "bronze_rows"), (cleaned.clean if silver is None else silver, "silver_rows"),
+             (cleaned.quarantine, "quarantined_rows"), (cleaned.superseded, "superseded_rows"),
+             (no_rows if pending is None else pending, "pending_rows"))
+    for frame, name in parts:
+        out = out.join(count(frame, name), on="drop_date", how="left")
     out = out.with_columns(pl.exclude("drop_date").fill_null(0))
-    return out.with_columns(
-        (pl.col("bronze_rows") == pl.col("silver_rows") + pl.col("quarantined_rows") + pl.col("superseded_rows")).alias("balanced")
-    ).sort("drop_date")
+    accounted = pl.col("silver_rows") + pl.col("quarantined_rows") + pl.col("superseded_rows") + pl.col("pending_rows")
+    return out.with_columns((pl.col("bronze_rows") == accounted).alias("balanced")).sort("drop_date")
