@@ -36,9 +36,17 @@ def clean_lake(generated_landing, tmp_path_factory):
 
 
 def test_every_silver_and_gold_table_is_materialized_for_every_partition(clean_lake):
+    lineage = ["_source_file", "_row_number"]
     for name in SILVER:
         assert clean_lake.read(f"silver/{name}").height > 0, name
-        clean_lake.read(f"silver/{name}_quarantine")
+        quarantine = clean_lake.read(f"silver/{name}_quarantine")
+        bronze = clean_lake.read(f"bronze/{catalog.table('silver', name).cleaned_from}")
+        # Every quarantined row names the rules it broke and is a real bronze row.
+        assert quarantine.filter(pl.col("reject_reasons").list.len() == 0).height == 0, name
+        assert quarantine.join(bronze, on=lineage, how="anti").height == 0, name
+    # The generator dirties these on purpose, so their quarantines cannot be empty.
+    for name in ("customer", "product", "sales", "payment"):
+        assert clean_lake.read(f"silver/{name}_quarantine").height > 0, name
     for name in GOLD:
         assert clean_lake.read(f"gold/{name}").height > 0, name
     days = {START + dt.timedelta(days=i) for i in range(DAYS)}

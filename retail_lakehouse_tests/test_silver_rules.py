@@ -45,6 +45,19 @@ def test_latest_valid_version_wins_and_earlier_is_superseded():
     assert out.superseded.select("order_id", "drop_date").rows() == [("O1", D)]
 
 
+def test_of_two_versions_in_one_file_the_later_row_wins_whatever_order_the_frame_is_in():
+    drop = bronze("sales_returns", [sale(unit_price="10.00"), sale(unit_price="12.00")])
+    for frame in (drop, drop.reverse()):
+        out = rules.clean_sales(frame)
+        assert out.clean["unit_price"].to_list() == [Decimal("12.00")] and out.clean["_row_number"].to_list() == [2]
+        assert out.superseded["_row_number"].to_list() == [1]
+    customers = bronze("customer", [
+        {"customer_id": "C1", "email": "a@x.com", "customer_segment": "Regular", "created_at": "2026-09-01 08:00:00", "updated_at": "2026-09-01 08:00:00"},
+        {"customer_id": "C1", "email": "a@x.com", "customer_segment": "VIP", "created_at": "2026-09-01 08:00:00", "updated_at": "2026-09-01 08:00:00"},
+    ])
+    assert rules.clean_customers(customers.reverse()).clean["customer_segment"].to_list() == ["VIP"]
+
+
 def test_rejected_later_version_never_replaces_a_valid_one():
     first = bronze("sales_returns", [sale()])
     bad = bronze("sales_returns", [sale(quantity="-2")], drop_date=D + dt.timedelta(days=1))
