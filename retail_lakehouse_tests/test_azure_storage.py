@@ -431,13 +431,13 @@ def test_build_azure_resources_passes_secrets_as_env_var_names(monkeypatch):
 
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    lake = resources["lake"].process_config_and_initialize()
-    gold, bronze = dg.AssetKey(["gold", "t"]), dg.AssetKey(["bronze", "t"])
-    assert lake.storage_options(gold)["sas_token"] == "sv=2024&sig=gold-signature"
-    assert "account_key" not in lake.storage_options(gold)
-    assert lake.storage_options(bronze)["account_key"] == "shared-key-value"
-    assert lake.storage_options(bronze)["allow_http"] == "true"
-    assert "gold-signature" not in lake.display_uri(gold)
+    with resources["lake"].process_config_and_initialize_cm() as lake:
+        gold, bronze = dg.AssetKey(["gold", "t"]), dg.AssetKey(["bronze", "t"])
+        assert lake.storage_options(gold)["sas_token"] == "sv=2024&sig=gold-signature"
+        assert "account_key" not in lake.storage_options(gold)
+        assert lake.storage_options(bronze)["account_key"] == "shared-key-value"
+        assert lake.storage_options(bronze)["allow_http"] == "true"
+        assert "gold-signature" not in lake.display_uri(gold)
     landing = resources["landing"].process_config_and_initialize()
     assert landing.account().credential_kind == "account key"
 

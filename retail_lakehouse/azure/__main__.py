@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from retail_lakehouse.azure.account import LAYERS, AzureStorageError, check_access, ensure_containers
@@ -16,11 +17,13 @@ from retail_lakehouse.azure.resources import build_azure_resources
 from retail_lakehouse.settings import Settings, SettingsError
 
 
+@contextlib.contextmanager
 def _resources():
     # The same resources a run gets, from the same settings; resolving their configuration turns
-    # the EnvVar fields into values, as a run would.
+    # the EnvVar fields into values, as a run would (and tears them down as a run does).
     built = build_azure_resources(Settings.from_env().azure_env)
-    return built["lake"].process_config_and_initialize(), built["landing"].process_config_and_initialize()
+    with built["lake"].process_config_and_initialize_cm() as lake, built["landing"].process_config_and_initialize_cm() as landing:
+        yield lake, landing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,26 +37,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        lake, landing = _resources()
-        if args.command == "upload":
-            summary = upload_landing(args.source, landing, create_container=not args.no_create)
-            print(
-                f"{len(summary.uploaded)} uploaded, {len(summary.skipped)} unchanged -> "
-                f"az://{landing.container}/ (account {landing.account_name})"
-            )
-        elif args.command == "create-containers":
-            created = ensure_containers(lake.shared_account(), LAYERS)
-            created += ensure_containers(landing.account(), [landing.container])
-            print(f"created: {', '.join(created) or 'none (all exist)'}")
-        else:
-            for layer in LAYERS:
-                check_access(lake.account(layer), layer)
-                print(f"{layer}: ok")
-            check_access(landing.account(), landing.container)
-            print(f"{landing.container}: ok")
+        with _resources() as (lake, landing):
+            return _run(args, lake, landing)
     except (AzureStorageError, SettingsError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+
+
+def _run(args: argparse.Namespace, lake, landing) -> int:
+    if args.command == "upload":
+        summary = upload_landing(args.source, landing, create_container=not args.no_create)
+        print(
+            f"{len(summary.uploaded)} uploaded, {len(summary.skipped)} unchanged -> "
+            f"az://{landing.container}/ (account {landing.account_name})"
+        )
+    elif args.command == "create-containers":
+        created = ensure_containers(lake.shared_account(), LAYERS)
+        created += ensure_containers(landing.account(), [landing.container])
+        print(f"created: {', '.join(created) or 'none (all exist)'}")
+    else:
+        for layer in LAYERS:
+            check_access(lake.account(layer), layer)
+            print(f"{layer}: ok")
+        check_access(landing.account(), landing.container)
+        print(f"{landing.container}: ok")
     return 0
 
 
