@@ -8,6 +8,7 @@ days whose failure must withhold them from publication (write–audit–publish)
 
 import datetime as dt
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import dagster as dg
 import pandera.polars as pa
@@ -93,6 +94,19 @@ def _verdict(
     return Verdict(result, failed if check.blocking and severity == dg.AssetCheckSeverity.ERROR else frozenset())
 
 
+def surely_above(bad: pl.Expr, rows: pl.Expr, limit: float, confidence: float = p.GATE_CONFIDENCE) -> pl.Expr:
+    """True where the share bad/rows is above `limit` with `confidence`: the one-sided lower bound
+    of the share (Wilson score interval with continuity correction, which stays conservative on a
+    handful of rows) exceeds it. A day is a sample, so a blocking gate asks whether the feed is
+    broken, not whether this day was unlucky."""
+    z = NormalDist().inv_cdf(confidence)
+    n, k = rows.cast(pl.Float64), bad.cast(pl.Float64)
+    share = k / n
+    spread = (z * z - 2 - 1 / n + 4 * share * (n * (1 - share) + 1)).clip(lower_bound=0).sqrt()
+    lower = ((2 * k + z * z - 1 - z * spread) / (2 * (n + z * z))).clip(lower_bound=0)
+    return (k > 0) & (rows > 0) & (lower > limit)
+
+
 def _all_days(days: list[dt.date] | None, column_values: pl.Series | None = None) -> pl.DataFrame:
     values = list(days or [])
     if column_values is not None:
@@ -156,10 +170,11 @@ def conservation_result(path: tuple[str, ...], balance: pl.DataFrame) -> Verdict
 
 def quarantine_results(
     path: tuple[str, ...], balance: pl.DataFrame, quarantine: pl.DataFrame, limit: float = p.QUARANTINE_LIMIT,
-    min_rows: int = p.QUARANTINE_MIN_ROWS,
+    confidence: float = p.GATE_CONFIDENCE,
 ) -> list[Verdict]:
-    """Each drop date's quarantined share of its bronze rows against the limit (blocking from
-    `min_rows` bronze rows), and the share reported (WARN); counts per rule and sample rows."""
+    """Each drop date's quarantined share of its bronze rows: the blocking gate fails a day whose
+    share is above the limit with `confidence`; the WARN check reports every day above it. Counts
+    per rule and sample rows in both."""
     shares = balance.select(
         pl.col("drop_date").alias("day"),
         "bronze_rows",
@@ -179,12 +194,12 @@ def quarantine_results(
         "sample_quarantined_rows": dg.MetadataValue.md(markdown(quarantine.head(p.SAMPLE_ROWS).with_columns(
             pl.col("reject_reasons").list.join(","), pl.col("drop_date").cast(pl.String)))) if quarantined else "none",
     }
-    over = pl.col("quarantine_share") > limit
+    broken = surely_above(pl.col("quarantined_rows"), pl.col("bronze_rows"), limit, confidence)
     why = f"more than {limit:.0%} of a drop's rows quarantined"
     return [
-        _verdict(path, p.QUARANTINE_WITHIN_LIMIT, shares.with_columns(passed=~(over & (pl.col("bronze_rows") >= min_rows))),
-                 {**meta, "min_rows": min_rows}, why=why),
-        _verdict(path, p.QUARANTINE_SHARE, shares.with_columns(passed=~over), meta, why=why),
+        _verdict(path, p.QUARANTINE_WITHIN_LIMIT, shares.with_columns(passed=~broken), {**meta, "confidence": confidence},
+                 why=why + f" (with {confidence:.0%} confidence)"),
+        _verdict(path, p.QUARANTINE_SHARE, shares.with_columns(passed=pl.col("quarantine_share") <= limit), meta, why=why),
     ]
 
 
@@ -217,11 +232,11 @@ def revenue_reconciles_result(fact_sales: pl.DataFrame, agg_daily_sales: pl.Data
 
 def orphans_result(
     fact_sales: pl.DataFrame, warn_share: float = p.ORPHAN_WARN_SHARE, error_share: float = p.ORPHAN_ERROR_SHARE,
-    days: list[dt.date] | None = None, min_rows: int = p.QUARANTINE_MIN_ROWS,
+    days: list[dt.date] | None = None, confidence: float = p.GATE_CONFIDENCE,
 ) -> Verdict:
     """Unknown-member facts per order date: a WARN failure above `warn_share`, a blocking ERROR
-    above `error_share` on a day of at least `min_rows` facts (that day is withheld); like the
-    quarantine gate, a smaller day is too small to tell a broken feed from noise, and only warns."""
+    above `error_share` with `confidence` on any day (that day is withheld); like the quarantine
+    gate, it asks whether the day is surely over the share, not whether it was unlucky."""
     orphan = (pl.col("customer_key") == -1) | (pl.col("product_key") == -1)
     per_day = (
         _all_days(days, fact_sales["order_date"])
@@ -236,10 +251,10 @@ def orphans_result(
         .with_columns(orphan_share=pl.when(pl.col("facts") > 0).then(pl.col("orphan_facts") / pl.col("facts")).otherwise(0.0).round(6))
     )
     worst = float(per_day["orphan_share"].max() or 0.0)
-    gated = per_day.filter(pl.col("facts") >= min_rows)
-    severity = dg.AssetCheckSeverity.ERROR if (gated["orphan_share"] > error_share).any() else dg.AssetCheckSeverity.WARN
+    broken = surely_above(pl.col("orphan_facts"), pl.col("facts"), error_share, confidence)
+    severity = dg.AssetCheckSeverity.ERROR if per_day.select(broken.any()).item() else dg.AssetCheckSeverity.WARN
     if severity == dg.AssetCheckSeverity.ERROR:
-        limit, passed = error_share, (pl.col("orphan_share") <= error_share) | (pl.col("facts") < min_rows)
+        limit, passed = error_share, ~broken
     else:
         limit, passed = warn_share, pl.col("orphan_share") <= warn_share
     orphans = int(per_day["orphan_facts"].sum())

@@ -22,7 +22,7 @@ from retail_lakehouse.catalog import (  # noqa: F401  (the check names and limit
     ORPHAN_WARN_SHARE,
     PARTITION_FRESHNESS,
     QUARANTINE_LIMIT,
-    QUARANTINE_MIN_ROWS,
+    GATE_CONFIDENCE,
     QUARANTINE_SHARE,
     QUARANTINE_WITHIN_LIMIT,
     REFUNDS_WITHIN_PAYMENTS,
