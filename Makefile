@@ -8,7 +8,7 @@ export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 NPM ?= npm
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: setup demo test lint ui sample clean azure-containers azure-upload
+.PHONY: setup demo test lint bench ui sample clean azure-containers azure-upload
 
 setup: $(STAMP)
 
@@ -34,6 +34,15 @@ test: setup $(NODE_STAMP)
 
 lint: setup
 	$(BIN)/ruff check .
+
+# The benchmark against the peers (SPEC §7): data/bench/report.md, results.json, scaling.png.
+# SCALE=0.1|1|3|10 (default 1), DAYS=365; FIXED=whole|all|both: the fixed-cost variant(s) of (b).
+SCALE ?= 1
+DAYS ?= 365
+FIXED ?= whole
+BENCH_ARGS ?=
+bench: setup
+	$(BIN)/python -m bench --scale $(SCALE) --days $(DAYS) --fixed $(FIXED) $(BENCH_ARGS)
 
 # ADLS Gen2: create the layer containers, and upload the generated drops to the landing container.
 azure-containers: setup
