@@ -68,7 +68,9 @@ def summary(defs: dg.Definitions, settings: Settings, result: dg.ExecuteInProces
         lines.append(f"\n{'check':<64}{'result':>8}")
         for ev in sorted(checks, key=lambda e: (e.asset_key.to_user_string(), e.check_name)):
             name = f"{ev.asset_key.to_user_string()}:{ev.check_name}"
-            lines.append(f"{name:<64}{'PASS' if ev.passed else 'FAIL':>8}")
+            # A failed WARN check reports drift; only a failed ERROR check blocked something.
+            verdict = "PASS" if ev.passed else ("FAIL" if ev.severity == dg.AssetCheckSeverity.ERROR else "WARN")
+            lines.append(f"{name:<64}{verdict:>8}")
     rejected = settings.lake_root / "bronze" / "rejected_files"
     if table_exists(str(rejected)):
         lines.append("\nrejected files (kept in bronze/rejected_files):")
