@@ -3,17 +3,18 @@
 import datetime as dt
 import os
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import dagster as dg
 import polars as pl
 from polars.testing import assert_frame_equal
 
 from retail_lakehouse import catalog
 from retail_lakehouse.orchestration import MEDALLION
 from retail_lakehouse_tests.conftest import START, make_lake
-
-import dagster as dg
 
 BRONZE = dg.AssetSelection.groups("bronze")
 BRONZE_TABLES = catalog.names("bronze")
@@ -59,7 +60,7 @@ def test_single_run_backfill_of_thirty_days_equals_thirty_daily_runs(generated_l
     assert a["sales_returns"]["drop_date"].n_unique() == 30
 
 
-def test_cli_partition_range_backfill_is_one_run_and_matches_the_python_run(generated_landing, tmp_path):
+def test_cli_partition_range_backfill_is_one_run_and_matches_the_python_run(generated_landing, tmp_path, monkeypatch):
     """The README's backfill command, run as a user would."""
     env = {
         **os.environ,
@@ -70,6 +71,8 @@ def test_cli_partition_range_backfill_is_one_run_and_matches_the_python_run(gene
         "RETAIL_LAKEHOUSE_TOKEN_KEY": "test-key-not-secret",
     }
     (tmp_path / "home").mkdir()
+    # The project's instance settings, as `make demo` and `make ui` install them (batching event log).
+    shutil.copy(Path(__file__).parents[1] / "dagster.yaml", tmp_path / "home" / "dagster.yaml")
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
     cmd = [dagster, "asset", "materialize", "-m", "retail_lakehouse.definitions", "--select", "group:bronze",
            "--partition-range", "2026-09-01...2026-09-05"]
@@ -77,7 +80,16 @@ def test_cli_partition_range_backfill_is_one_run_and_matches_the_python_run(gene
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(set(re.findall(r"RUN_SUCCESS", proc.stderr + proc.stdout))) == 1
     cli = pl.read_delta(str(tmp_path / "cli" / "lakehouse" / "bronze" / "customer"))
-    assert sorted(cli["drop_date"].unique().to_list()) == [START + dt.timedelta(days=i) for i in range(5)]
+    days = [START + dt.timedelta(days=i) for i in range(5)]
+    assert sorted(cli["drop_date"].unique().to_list()) == days
+    # What the UI reads back from that instance: every partition materialized, each with its own rows.
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    with dg.DagsterInstance.get() as instance:
+        key = dg.AssetKey(["bronze", "customer"])
+        assert instance.get_materialized_partitions(key) == {d.isoformat() for d in days}
+        events = instance.fetch_materializations(key, limit=10).records
+        rows = {e.partition_key: e.asset_materialization.metadata["dagster/row_count"].value for e in events}
+        assert rows == {d.isoformat(): cli.filter(pl.col("drop_date") == d).height for d in days}
 
 
 def test_malformed_files_are_rejected_with_their_reason_and_the_rest_loads(tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +32,8 @@ def _graphql(port: int, query: str) -> dict:
 
 def test_webserver_shows_every_layer_with_keys_groups_and_daily_partitions(tmp_path):
     port = _free_port()
+    # The instance settings `make ui` installs, so the webserver reads through the project's event log storage.
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "RETAIL_LAKEHOUSE_LAKE_ROOT": str(tmp_path / "lake"),
            "RETAIL_LAKEHOUSE_LANDING_ROOT": str(tmp_path / "landing"), "RETAIL_LAKEHOUSE_TOKEN_KEY": "ui-test-key"}
     webserver = os.path.join(os.path.dirname(sys.executable), "dagster-webserver")
