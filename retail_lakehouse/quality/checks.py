@@ -114,6 +114,18 @@ def _all_days(days: list[dt.date] | None, column_values: pl.Series | None = None
     return pl.DataFrame({"day": values}, schema={"day": pl.Date})
 
 
+def _failing_rows_per_day(
+    days: list[dt.date] | None, values: pl.Series, bad: pl.DataFrame, column: str, name: str
+) -> pl.DataFrame:
+    """Per day (of `days` and `values`): how many `bad` rows it has, under `name`; passed when none."""
+    counts = bad.group_by(pl.col(column).alias("day")).agg(pl.len().alias(name))
+    return (
+        _all_days(days, values).join(counts, on="day", how="left")
+        .with_columns(pl.col(name).fill_null(0))
+        .with_columns(passed=pl.col(name) == 0)
+    )
+
+
 def contract_result(
     path: tuple[str, ...], frame: pl.DataFrame, day_column: str | None = None, days: list[dt.date] | None = None
 ) -> Verdict:
@@ -217,12 +229,7 @@ def revenue_reconciles_result(fact_sales: pl.DataFrame, agg_daily_sales: pl.Data
     facts = fact_sales.group_by(pl.col("order_date").alias("sales_date"), "sales_channel").agg(pl.col("sales_total").sum().alias("fact_revenue"))
     joined = facts.join(agg_daily_sales.select("sales_date", "sales_channel", "total_revenue"), on=["sales_date", "sales_channel"], how="full", coalesce=True)
     bad = joined.filter(pl.col("fact_revenue").is_null() | pl.col("total_revenue").is_null() | (pl.col("fact_revenue") != pl.col("total_revenue")))
-    per_day = (
-        _all_days(days, joined["sales_date"])
-        .join(bad.group_by(pl.col("sales_date").alias("day")).agg(pl.len().alias("mismatched_channels")), on="day", how="left")
-        .with_columns(pl.col("mismatched_channels").fill_null(0))
-        .with_columns(passed=pl.col("mismatched_channels") == 0)
-    )
+    per_day = _failing_rows_per_day(days, joined["sales_date"], bad, "sales_date", "mismatched_channels")
     return _verdict(("gold", "agg_daily_sales"), p.REVENUE_RECONCILES, per_day, {
         "groups": joined.height,
         "mismatches": bad.height,
@@ -271,12 +278,7 @@ def orphans_result(
 
 def refunds_within_payments_result(fact_payment: pl.DataFrame, days: list[dt.date] | None = None) -> Verdict:
     bad = fact_payment.filter(pl.col("refund_amount") > pl.col("amount"))
-    per_day = (
-        _all_days(days, fact_payment["transaction_date"])
-        .join(bad.group_by(pl.col("transaction_date").alias("day")).agg(pl.len().alias("refund_exceeds_payment")), on="day", how="left")
-        .with_columns(pl.col("refund_exceeds_payment").fill_null(0))
-        .with_columns(passed=pl.col("refund_exceeds_payment") == 0)
-    )
+    per_day = _failing_rows_per_day(days, fact_payment["transaction_date"], bad, "transaction_date", "refund_exceeds_payment")
     return _verdict(("gold", "fact_payment"), p.REFUNDS_WITHIN_PAYMENTS, per_day, {
         "payments": fact_payment.height,
         "refund_exceeds_payment": bad.height,
