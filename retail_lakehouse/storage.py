@@ -23,8 +23,10 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import TableNotFoundError
 from pydantic import PrivateAttr
 
+from retail_lakehouse import catalog
 from retail_lakehouse.locks import LOCK_FILE_NAME, lake_lock_for_run
 from retail_lakehouse.partitions import check_range_tags, days_in, window_dates
 from retail_lakehouse.settings import LOCK_TIMEOUT_SECONDS
@@ -87,6 +89,18 @@ def table_version(uri: str, storage_options: Mapping[str, str] | None = None) ->
     return DeltaTable(uri, storage_options=_options(storage_options)).version() if table_exists(uri, storage_options) else None
 
 
+def _write(uri: str, frame: pl.DataFrame, storage_options: Mapping[str, str] | None, **kwargs) -> int:
+    """One `write_deltalake`; returns the version it committed. The table is opened once: a write
+    given the open table updates it, so asking its version does not replay the log again."""
+    try:
+        table = DeltaTable(uri, storage_options=_options(storage_options))
+    except TableNotFoundError:
+        write_deltalake(uri, frame.to_arrow(), storage_options=_options(storage_options), **kwargs)
+        return 0
+    write_deltalake(table, frame.to_arrow(), **kwargs)
+    return table.version()
+
+
 def write_window(
     uri: str,
     frame: pl.DataFrame,
@@ -112,15 +126,7 @@ def write_window(
             f"{outside.height} rows have {column} outside the partition window "
             f"{first}..{end - dt.timedelta(days=1)} (e.g. {sample}); nothing was written to {uri}"
         )
-    write_deltalake(
-        uri,
-        frame.to_arrow(),
-        mode="overwrite",
-        predicate=window_predicate(column, first, end, keep),
-        partition_by=[column],
-        storage_options=_options(storage_options),
-    )
-    return DeltaTable(uri, storage_options=_options(storage_options)).version()
+    return _write(uri, frame, storage_options, mode="overwrite", predicate=window_predicate(column, first, end, keep), partition_by=[column])
 
 
 def write_days(
@@ -133,21 +139,13 @@ def write_days(
     stray = frame.filter(~pl.col(column).is_in(days) | pl.col(column).is_null())
     if stray.height:
         raise ValueError(f"{stray.height} rows have {column} outside the days being replaced; nothing was written to {uri}")
-    write_deltalake(
-        uri,
-        frame.to_arrow(),
-        mode="overwrite",
-        predicate=f"{column} IN (" + ", ".join(f"'{d.isoformat()}'" for d in days) + ")",
-        partition_by=[column],
-        storage_options=_options(storage_options),
-    )
-    return DeltaTable(uri, storage_options=_options(storage_options)).version()
+    predicate = f"{column} IN (" + ", ".join(f"'{d.isoformat()}'" for d in days) + ")"
+    return _write(uri, frame, storage_options, mode="overwrite", predicate=predicate, partition_by=[column])
 
 
 def write_whole(uri: str, frame: pl.DataFrame, storage_options: Mapping[str, str] | None = None) -> int:
     """Replace an unpartitioned table; its schema follows the frame."""
-    write_deltalake(uri, frame.to_arrow(), mode="overwrite", schema_mode="overwrite", storage_options=_options(storage_options))
-    return DeltaTable(uri, storage_options=_options(storage_options)).version()
+    return _write(uri, frame, storage_options, mode="overwrite", schema_mode="overwrite")
 
 
 def _commit(app_id: str | None) -> CommitProperties | None:
@@ -155,8 +153,7 @@ def _commit(app_id: str | None) -> CommitProperties | None:
 
 
 def append(uri: str, frame: pl.DataFrame, storage_options: Mapping[str, str] | None = None, app_id: str | None = None) -> int:
-    write_deltalake(uri, frame.to_arrow(), mode="append", commit_properties=_commit(app_id), storage_options=_options(storage_options))
-    return DeltaTable(uri, storage_options=_options(storage_options)).version()
+    return _write(uri, frame, storage_options, mode="append", commit_properties=_commit(app_id))
 
 
 def merge(
@@ -218,6 +215,8 @@ class Lakehouse(dg.ConfigurableResource):
 
     lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS
     _held: contextlib.ExitStack = PrivateAttr(default_factory=contextlib.ExitStack)
+    # A run's audit rows, written in one commit when it ends (None outside a run: written at once).
+    _pending_audit: list[tuple[str, AuditEntry, dt.datetime]] | None = PrivateAttr(default=None)
 
     def table_uri(self, key: dg.AssetKey) -> str:
         raise NotImplementedError
@@ -234,9 +233,14 @@ class Lakehouse(dg.ConfigurableResource):
         if lock is not None:
             what = f"the lakehouse at {lock.parent}"
             self._held.enter_context(lake_lock_for_run(lock, what, context, self.lock_timeout_seconds))
+        self._pending_audit = []
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        self._held.close()
+        # After the last step, failed or not, and still under the run's lock.
+        try:
+            self.flush_audit()
+        finally:
+            self._held.close()
 
     def storage_options(self, key: dg.AssetKey) -> dict[str, str]:
         return {}
@@ -312,24 +316,38 @@ class Lakehouse(dg.ConfigurableResource):
             return merge(self.table_uri(key), frame, on, self.storage_options(key), update, app_id)
 
     def audit(self, run_id: str, entries: Iterable[AuditEntry]) -> None:
-        """Record a run's writes in `ops/audit_log`, in one commit (each commit lengthens the log
-        every later write of the audit log reads)."""
-        entries = list(entries)
+        """Record writes in `ops/audit_log`. Within a run they are kept until the run ends and then
+        written in one commit: a commit per write would cost more than most writes (each opens the
+        audit log, whose every commit lengthens what the next one reads)."""
         now = dt.datetime.now(dt.timezone.utc)
+        rows = [(run_id, e, now) for e in entries]
+        if self._pending_audit is None:
+            self._write_audit(rows)
+        else:
+            self._pending_audit.extend(rows)
+
+    def flush_audit(self) -> None:
+        """Write the audit rows kept so far in this run."""
+        if self._pending_audit:
+            rows, self._pending_audit = self._pending_audit, []
+            self._write_audit(rows)
+
+    def _write_audit(self, rows: list[tuple[str, AuditEntry, dt.datetime]]) -> None:
+        if not rows:
+            return
         record = pl.DataFrame(
             {
-                "run_id": [run_id] * len(entries),
-                "layer": [e.key.path[0] for e in entries],
-                "table": ["/".join(e.key.path[1:]) for e in entries],
-                "partitions": [e.partitions for e in entries],
-                "record_count": [e.record_count for e in entries],
-                "status": [e.status for e in entries],
-                "timestamp": [now] * len(entries),
+                "run_id": [run_id for run_id, _, _ in rows],
+                "layer": [e.key.path[0] for _, e, _ in rows],
+                "table": ["/".join(e.key.path[1:]) for _, e, _ in rows],
+                "partitions": [e.partitions for _, e, _ in rows],
+                "record_count": [e.record_count for _, e, _ in rows],
+                "status": [e.status for _, e, _ in rows],
+                "timestamp": [at for _, _, at in rows],
             },
-            schema_overrides={"record_count": pl.Int64, "timestamp": pl.Datetime("us", "UTC")},
+            schema=catalog.schema(AUDIT_LOG_KEY.path),
         )
-        if record.height:
-            self.append(AUDIT_LOG_KEY, record)
+        self.append(AUDIT_LOG_KEY, record)
 
 
 class LocalLakehouse(Lakehouse):
