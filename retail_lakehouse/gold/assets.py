@@ -49,8 +49,12 @@ def _refresh_stale_keys(
     outside = ~pl.col("order_date").is_between(first, end, closed="left")
     keys = ("order_id", "line_number", "customer_id", "product_id", "order_ts", "order_date")
     sales = lake.scan(SILVER_SALES).filter(outside).select(keys).collect()
-    facts = lake.scan(FACT_SALES).filter(outside).collect()
-    rekeyed = star.rekeyed_facts(sales, facts, dim_customer, dim_product)
+    stored = lake.scan(FACT_SALES).filter(outside).select("order_id", "line_number", "order_date", "customer_key", "product_key")
+    days = star.stale_days(sales, stored.collect(), dim_customer, dim_product)
+    if not days:
+        return
+    facts = lake.scan(FACT_SALES).filter(pl.col("order_date").is_in(days)).collect()
+    rekeyed = star.rekeyed_facts(sales.filter(pl.col("order_date").is_in(days)), facts, dim_customer, dim_product)
     if not rekeyed.height:
         return
     counts = dict(rekeyed.group_by("order_date").len().iter_rows())
