@@ -47,11 +47,10 @@ def _call(fn, *args, **optional):
 def run(landing: Path, out: Path, first: dt.date, last: dt.date, key: bytes) -> dict[str, int]:
     from retail_lakehouse.bronze.transforms import (
         MalformedDrop,
-        empty_bronze,
+        bronze_table,
         read_csv_drop,
         read_jsonl_drop,
         tokenize_cards,
-        with_lineage,
     )
     from retail_lakehouse.gold import star
     from retail_lakehouse.gold.customer360 import build_customer_360
@@ -81,8 +80,8 @@ def run(landing: Path, out: Path, first: dt.date, last: dt.date, key: bytes) -> 
                 continue
             if "card_number" in columns:
                 frame = tokenize_cards(frame, key)
-            frames.append(with_lineage(frame, drop.source_file, drop.drop_date, now))
-        bronze[source] = pl.concat(frames, how="vertical") if frames else empty_bronze(columns)
+            frames.append((frame, drop.source_file, drop.drop_date))
+        bronze[source] = bronze_table(frames, columns, now)
         write("bronze", source, bronze[source])
     pos_frames = []
     for day, path in _pos_drops(landing, first, last):
@@ -91,8 +90,8 @@ def run(landing: Path, out: Path, first: dt.date, last: dt.date, key: bytes) -> 
         except MalformedDrop as e:
             rejected.append(("pos_events", f"pos_events/{path.name}", e.reason, now, day))
             continue
-        pos_frames.append(with_lineage(frame, f"pos_events/{path.name}", day, now))
-    write("bronze", "pos_events", pl.concat(pos_frames, how="vertical") if pos_frames else empty_bronze(POS_COLUMNS))
+        pos_frames.append((frame, f"pos_events/{path.name}", day))
+    write("bronze", "pos_events", bronze_table(pos_frames, POS_COLUMNS, now))
     write("bronze", "rejected_files", pl.DataFrame(
         rejected, orient="row",
         schema={"source": pl.String, "_source_file": pl.String, "reason": pl.String,

@@ -7,7 +7,7 @@ import hmac
 import polars as pl
 import pytest
 
-from retail_lakehouse.bronze.transforms import MalformedDrop, read_csv_drop, read_jsonl_drop, tokenize_cards, with_lineage
+from retail_lakehouse.bronze.transforms import MalformedDrop, read_csv_drop, read_jsonl_drop, bronze_table, tokenize_cards
 from retail_lakehouse.landing import POS_COLUMNS, SOURCE_COLUMNS, Drop
 
 COLS = ("a", "b", "c")
@@ -70,12 +70,21 @@ def test_card_number_becomes_keyed_token_and_last_four_digits():
     assert tokenize_cards(frame, b"other")["card_token"][0] != expected
 
 
-def test_lineage_columns_follow_the_source_columns():
-    frame = read_csv_drop(b"a,b,c\n1,2,3\n", COLS)
+def test_lineage_columns_follow_the_source_columns_and_each_row_names_its_own_file():
     at = dt.datetime(2026, 9, 2, 1, tzinfo=dt.timezone.utc)
-    out = with_lineage(frame, "x/x_20260901_230000.csv", dt.date(2026, 9, 1), at)
+    drops = [
+        (read_csv_drop(b"a,b,c\n1,2,3\n4,5,6\n", COLS), "x/x_20260901_230000.csv", dt.date(2026, 9, 1)),
+        (read_csv_drop(b"a,b,c\n", COLS), "x/x_20260902_230000.csv", dt.date(2026, 9, 2)),  # header only
+        (read_csv_drop(b"a,b,c\n7,8,9\n", COLS), "x/x_20260903_230000.csv", dt.date(2026, 9, 3)),
+    ]
+    out = bronze_table(drops, COLS, at)
     assert out.columns == ["a", "b", "c", "_source_file", "_row_number", "_ingested_at", "drop_date"]
-    assert out.row(0) == ("1", "2", "3", "x/x_20260901_230000.csv", 1, at, dt.date(2026, 9, 1))
+    assert out.rows() == [
+        ("1", "2", "3", "x/x_20260901_230000.csv", 1, at, dt.date(2026, 9, 1)),
+        ("4", "5", "6", "x/x_20260901_230000.csv", 2, at, dt.date(2026, 9, 1)),
+        ("7", "8", "9", "x/x_20260903_230000.csv", 1, at, dt.date(2026, 9, 3)),
+    ]
+    assert bronze_table(drops[1:2], COLS, at).schema == bronze_table([], COLS, at).schema
 
 
 def test_pos_batch_values_are_kept_as_text_and_bad_json_is_rejected():

@@ -11,12 +11,11 @@ from retail_lakehouse import catalog
 from retail_lakehouse.bronze.transforms import (
     CARD_MASK_PREFIX,
     MalformedDrop,
-    empty_bronze,
+    bronze_table,
     read_csv_drop,
     read_jsonl_drop,
     safe_text,
     tokenize_cards,
-    with_lineage,
 )
 from retail_lakehouse.landing import (
     ALL_SOURCES,
@@ -180,8 +179,8 @@ def build_bronze_asset(source: str, partitions_def: dg.PartitionsDefinition) -> 
                 continue
             if tokenize:
                 frame = tokenize_cards(frame, key)
-            frames.append(with_lineage(frame, drop.path, drop.business_date, ingested_at))
-        out = pl.concat(frames, how="vertical") if frames else empty_bronze(_columns(source))
+            frames.append((frame, drop.path, drop.business_date))
+        out = bronze_table(frames, _columns(source), ingested_at)
         verdict = None
         if source in DAILY_SOURCES:
             broken = {d for d, _ in rejected}
