@@ -15,7 +15,7 @@ from retail_lakehouse.landing import LocalLandingZone
 from retail_lakehouse.orchestration import run_range
 from retail_lakehouse.settings import DEMO_DAYS, DEMO_START, Settings
 from retail_lakehouse.storage import table_exists
-from retail_lakehouse.stream.rules import MAX_BATCHES_PER_RUN
+from retail_lakehouse.stream.rules import POS_SOURCE, batches_of, plan_runs
 from retail_lakehouse.stream.sensor import POS_JOB, run_config
 
 DEMO_SEED = 42
@@ -39,13 +39,12 @@ def main() -> int:
     print(f"\nrun {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} in {elapsed:.1f} s, partitions {first}..{last}")
     if result.success:
         stream = defs.resolve_job_def(POS_JOB)
-        batches = sorted(f"pos_events/{name}" for name, _ in LocalLandingZone(root=str(settings.landing_root)).list_names("pos_events"))
+        pending = batches_of(LocalLandingZone(root=str(settings.landing_root)).list_files(POS_SOURCE))
         started = time.perf_counter()
-        # The same exactly-once merge the pos_stream sensor requests, in runs of bounded size.
-        for i in range(0, len(batches), MAX_BATCHES_PER_RUN):
-            chunk = batches[i : i + MAX_BATCHES_PER_RUN]
+        # The same exactly-once merge the pos_stream sensor requests, in runs sized by their data.
+        for _, chunk in plan_runs(pending):
             stream.execute_in_process(run_config=run_config(chunk), instance=instance)
-        print(f"merged {len(batches)} POS micro-batches into gold/inventory_positions in {time.perf_counter() - started:.1f} s")
+        print(f"merged {len(pending)} POS micro-batches into gold/inventory_positions in {time.perf_counter() - started:.1f} s")
         # The 5-minute windows are read from the ledger the stream just filled.
         run_range(defs, last, last, selection=dg.AssetSelection.assets(["gold", "pos_sales_5min"]), instance=instance)
     print(summary(defs, settings, result))

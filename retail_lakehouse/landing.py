@@ -6,9 +6,12 @@ bronze assets and the sensors use; `LocalLandingZone` serves a folder on disk.
 
 
 import datetime as dt
+import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import dagster as dg
 
@@ -90,6 +93,36 @@ class StrayFile:
         return f"{self.source}/{self.name}"
 
 
+class Listed(NamedTuple):
+    """One file of a source's folder as listed: its name, content fingerprint and size in bytes."""
+
+    name: str
+    fingerprint: str
+    size: int
+
+
+def _next_month(day: dt.date) -> dt.date:
+    return dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def date_prefixes(source: str, first: dt.date, end: dt.date) -> list[str]:
+    """The fewest name prefixes (`<source>_YYYY`, `_YYYYMM`, `_YYYYMMDD`) that match exactly the drop
+    names of business dates `[first, end)`: a listing by prefix then never returns older names, and
+    a long range costs a few calls (whole months and years), not one per day."""
+    prefixes, day = [], first
+    while day < end:
+        if (day.month, day.day) == (1, 1) and dt.date(day.year + 1, 1, 1) <= end:
+            prefixes.append(f"{source}_{day:%Y}")
+            day = dt.date(day.year + 1, 1, 1)
+        elif day.day == 1 and _next_month(day) <= end:
+            prefixes.append(f"{source}_{day:%Y%m}")
+            day = _next_month(day)
+        else:
+            prefixes.append(f"{source}_{day:%Y%m%d}")
+            day += dt.timedelta(days=1)
+    return prefixes
+
+
 def _hidden(name: str) -> bool:
     # Dot files are the file system's or an uploader's (".DS_Store", ".part" uploads in progress),
     # never a delivery: reporting them would only teach people to ignore the report.
@@ -99,9 +132,18 @@ def _hidden(name: str) -> bool:
 class LandingZone(dg.ConfigurableResource):
     """List, read and fingerprint drops. Subclasses say where the landing zone is."""
 
-    def list_names(self, source: str) -> list[tuple[str, str]]:
-        """(file name, fingerprint) of every file in the source's folder."""
+    def list_files(self, source: str, prefixes: Sequence[str] = ("",)) -> list[Listed]:
+        """The files of the source's folder whose names start with one of `prefixes` (by default
+        every file), sorted by name. Only those are listed or looked at, where the store allows."""
         raise NotImplementedError
+
+    def list_names(self, source: str, prefix: str = "") -> list[tuple[str, str]]:
+        """(file name, fingerprint) of every file in the source's folder whose name starts with `prefix`."""
+        return [(f.name, f.fingerprint) for f in self.list_files(source, (prefix,))]
+
+    def list_dated(self, source: str, first: dt.date, end: dt.date) -> list[Listed]:
+        """The files named for business dates `[first, end)` (by name, see `date_prefixes`)."""
+        return self.list_files(source, date_prefixes(source, first, end))
 
     def read(self, drop: Drop) -> bytes:
         raise NotImplementedError
@@ -157,17 +199,21 @@ class LocalLandingZone(LandingZone):
     def _folder(self, source: str) -> Path:
         return Path(self.root) / source
 
-    def list_names(self, source: str) -> list[tuple[str, str]]:
+    def list_files(self, source: str, prefixes: Sequence[str] = ("",)) -> list[Listed]:
         folder = self._folder(source)
         if not folder.is_dir():
             return []
         out = []
-        for entry in folder.iterdir():
-            if entry.is_file():
-                st = entry.stat()
-                # Size and modification time change whenever a file is re-delivered; hashing every
-                # file on every sensor tick would read the whole landing zone each time.
-                out.append((entry.name, f"{st.st_size}-{st.st_mtime_ns}"))
+        wanted = tuple(prefixes)
+        # scandir gives names without a stat per file: a folder of years of micro-batches costs one
+        # directory read, and only the names asked for are stat-ed.
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith(wanted) and entry.is_file():
+                    st = entry.stat()
+                    # Size and modification time change whenever a file is re-delivered; hashing
+                    # every file on every sensor tick would read the whole landing zone each time.
+                    out.append(Listed(entry.name, f"{st.st_size}-{st.st_mtime_ns}", st.st_size))
         return sorted(out)
 
     def read(self, drop: Drop) -> bytes:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from pydantic import PrivateAttr
 
@@ -148,12 +148,8 @@ def write_whole(uri: str, frame: pl.DataFrame, storage_options: Mapping[str, str
     return _write(uri, frame, storage_options, mode="overwrite", schema_mode="overwrite")
 
 
-def _commit(app_id: str | None) -> CommitProperties | None:
-    return CommitProperties(app_transactions=[Transaction(app_id=app_id, version=1)]) if app_id else None
-
-
-def append(uri: str, frame: pl.DataFrame, storage_options: Mapping[str, str] | None = None, app_id: str | None = None) -> int:
-    return _write(uri, frame, storage_options, mode="append", commit_properties=_commit(app_id))
+def append(uri: str, frame: pl.DataFrame, storage_options: Mapping[str, str] | None = None) -> int:
+    return _write(uri, frame, storage_options, mode="append")
 
 
 def merge(
@@ -162,25 +158,19 @@ def merge(
     on: Sequence[str],
     storage_options: Mapping[str, str] | None = None,
     update: bool = True,
-    app_id: str | None = None,
 ) -> int:
     """MERGE `frame` into the table on the `on` columns: matched rows are replaced (unless `update`
-    is False: insert only), the others inserted; a missing table is created from the frame.
-
-    `app_id` records a Delta application transaction in the same commit as the rows, so
-    `transaction_version` can later tell, without reading the table, that this write happened.
-    """
+    is False: insert only), the others inserted; a missing table is created from the frame."""
     if not on or not all(_IDENTIFIER.match(c) for c in on):
         raise ValueError(f"merge needs column names to match on, got {list(on)!r}")
     if not table_exists(uri, storage_options):
-        return append(uri, frame, storage_options, app_id)
+        return append(uri, frame, storage_options)
     table = DeltaTable(uri, storage_options=_options(storage_options))
     merger = table.merge(
         frame.to_arrow(),
         predicate=" AND ".join(f"t.{c} = s.{c}" for c in on),
         source_alias="s",
         target_alias="t",
-        commit_properties=_commit(app_id),
     )
     if update:
         merger = merger.when_matched_update_all()
@@ -266,14 +256,6 @@ class Lakehouse(dg.ConfigurableResource):
         with self.storage_errors(key, "reading the version of"):
             return table_version(self.table_uri(key), self.storage_options(key))
 
-    def transaction_version(self, key: dg.AssetKey, app_id: str) -> int | None:
-        """The version `app_id` last recorded in the table with a write (see `merge`), or None."""
-        with self.storage_errors(key, "reading the transactions of"):
-            uri, options = self.table_uri(key), self.storage_options(key)
-            if not table_exists(uri, options):
-                return None
-            return DeltaTable(uri, storage_options=options or None).transaction_version(app_id)
-
     def scan(
         self, key: dg.AssetKey, column: str | None = None, first: dt.date | None = None, end: dt.date | None = None
     ) -> pl.LazyFrame:
@@ -305,15 +287,13 @@ class Lakehouse(dg.ConfigurableResource):
         with self.storage_errors(key, "writing"):
             return write_whole(self.table_uri(key), frame, self.storage_options(key))
 
-    def append(self, key: dg.AssetKey, frame: pl.DataFrame, app_id: str | None = None) -> int:
+    def append(self, key: dg.AssetKey, frame: pl.DataFrame) -> int:
         with self.storage_errors(key, "appending to"):
-            return append(self.table_uri(key), frame, self.storage_options(key), app_id)
+            return append(self.table_uri(key), frame, self.storage_options(key))
 
-    def merge(
-        self, key: dg.AssetKey, frame: pl.DataFrame, on: Sequence[str], update: bool = True, app_id: str | None = None
-    ) -> int:
+    def merge(self, key: dg.AssetKey, frame: pl.DataFrame, on: Sequence[str], update: bool = True) -> int:
         with self.storage_errors(key, "merging into"):
-            return merge(self.table_uri(key), frame, on, self.storage_options(key), update, app_id)
+            return merge(self.table_uri(key), frame, on, self.storage_options(key), update)
 
     def audit(self, run_id: str, entries: Iterable[AuditEntry]) -> None:
         """Record writes in `ops/audit_log`. Within a run they are kept until the run ends and then

@@ -161,18 +161,15 @@ def test_vacuum_deletes_files_removed_before_the_retention_and_keeps_younger_one
     assert pl.read_delta(uri, version=1)["v"].to_list() == [1]  # time travel within the retention still works
 
 
-def test_lake_merge_upserts_by_key_and_records_its_transaction_in_the_same_commit(tmp_path):
+def test_lake_merge_upserts_by_key_or_only_inserts(tmp_path):
     lake = LocalLakehouse(root=str(tmp_path))
     key = dg.AssetKey(["gold", "t"])
     with pytest.raises(TableNotFound, match="gold/t has not been materialized yet"):
         lake.scan(key)
-    assert lake.transaction_version(key, "batch-1") is None
-    assert lake.merge(key, pl.DataFrame({"id": [1, 2], "v": ["a", "b"]}), on=["id"], app_id="batch-1") == 0
+    assert lake.merge(key, pl.DataFrame({"id": [1, 2], "v": ["a", "b"]}), on=["id"]) == 0
     assert lake.merge(key, pl.DataFrame({"id": [2, 3], "v": ["B", "c"]}), on=["id"]) == 1
-    assert lake.merge(key, pl.DataFrame({"id": [3, 4], "v": ["C", "d"]}), on=["id"], update=False, app_id="batch-2") == 2
+    assert lake.merge(key, pl.DataFrame({"id": [3, 4], "v": ["C", "d"]}), on=["id"], update=False) == 2
     assert lake.read(key).sort("id").rows() == [(1, "a"), (2, "B"), (3, "c"), (4, "d")]
-    assert (lake.transaction_version(key, "batch-1"), lake.transaction_version(key, "batch-2")) == (1, 1)
-    assert lake.transaction_version(key, "batch-3") is None
     assert lake.scan(key).filter(pl.col("id") > 2).collect().height == 2
 
 

@@ -39,20 +39,22 @@ def main() -> None:
         defs = build_defs(settings)
         assert run_range(defs, start, start + dt.timedelta(days=9)).success
         sensor, job = defs.resolve_sensor_def("pos_stream"), defs.resolve_job_def("pos_merge")
-        landing = defs.resources["landing"]
-        cursor = sensor(dg.build_sensor_context(cursor=None, resources={"landing": landing})).cursor
-        cursor = None if cursor is None else cursor
+        resources = {"landing": defs.resources["landing"], "lake": defs.resources["lake"]}
+
+        def tick(cursor):
+            with dg.build_sensor_context(cursor=cursor, resources=resources) as context:
+                return sensor(context)
+
         # Everything already delivered counts as seen: only the new batches are timed.
-        seen_ticks = sensor(dg.build_sensor_context(cursor=None, resources={"landing": landing}))
-        cursor = seen_ticks.cursor
+        cursor = tick(None).cursor
         latencies = []
         for i in range(args.batches):
             lines = [line.replace('"event_id": "', f'"event_id": "LAT{i}-') .replace('"event_id":"', f'"event_id":"LAT{i}-') for line in template]
             landed = time.perf_counter()
             (root / "landing" / "pos_events" / f"pos_events_20260910_235959_{100 + i:04d}.jsonl").write_text("\n".join(lines) + "\n")
-            tick = sensor(dg.build_sensor_context(cursor=cursor, resources={"landing": landing}))
-            cursor = tick.cursor
-            for request in tick.run_requests:
+            result = tick(cursor)
+            cursor = result.cursor
+            for request in result.run_requests:
                 assert job.execute_in_process(run_config=request.run_config).success
             latencies.append(time.perf_counter() - landed)
     print(f"{len(latencies)} batches: landing → merged in min {min(latencies):.2f} s, median {statistics.median(latencies):.2f} s, max {max(latencies):.2f} s (plus the sensor interval, 30 s)")

@@ -10,7 +10,7 @@ Blob endpoint; a real ADLS Gen2 account serves both. Every call here therefore w
 |---|---|---|
 | Delta tables: read, write, list `_delta_log` | delta-rs / polars (object_store) | Blob |
 | preflight `check_access` (list one blob) | azure-storage-blob `ContainerClient.list_blobs` | Blob |
-| landing `list_names` (list by prefix) | azure-storage-blob `ContainerClient.list_blobs` | Blob |
+| landing `list_files` (list by name prefix) | azure-storage-blob `ContainerClient.list_blobs` | Blob |
 | landing `read` (download) | azure-storage-file-datalake `DataLakeFileClient.download_file` | Blob (the SDK routes downloads there) |
 | `upload_landing` (upload) | azure-storage-blob `BlobClient.upload_blob` | Blob |
 | `ensure_containers` (create file systems) | azure-storage-file-datalake `FileSystemClient.create_file_system` | Blob (the SDK routes it there) |

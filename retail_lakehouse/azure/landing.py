@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from retail_lakehouse.azure.account import (
     with_retries,
 )
 from retail_lakehouse.azure.credentials import AzureCredentials
-from retail_lakehouse.landing import Drop, LandingZone
+from retail_lakehouse.landing import Drop, LandingZone, Listed
 
 _CONTENT_TYPES = {".csv": "text/csv; charset=utf-8", ".jsonl": "application/x-ndjson; charset=utf-8"}
 
@@ -55,21 +56,23 @@ class AzureLandingZone(AzureCredentials, LandingZone):
         except Exception as err:
             raise translate_sdk_error(err, account, self.container, action) from None
 
-    def list_names(self, source: str) -> list[tuple[str, str]]:
+    def list_files(self, source: str, prefixes: Sequence[str] = ("",)) -> list[Listed]:
         account, client = self._container_client()
-        prefix = f"{source}/"
+        folder = f"{source}/"
 
-        def listing() -> list[tuple[str, str]]:
+        def listing() -> list[Listed]:
             out = []
-            for blob in client.list_blobs(name_starts_with=prefix, include=["metadata"]):
-                name = blob.name[len(prefix):]
-                # Hierarchical-namespace accounts list their directories as empty marker blobs.
-                if not name or "/" in name or (blob.metadata or {}).get("hdi_isfolder") == "true":
-                    continue
-                out.append((name, str(blob.etag).strip('"')))
-            return sorted(out)
+            # One list call per prefix: the service filters by name, so older drops are never sent.
+            for prefix in dict.fromkeys(prefixes):
+                for blob in client.list_blobs(name_starts_with=folder + prefix, include=["metadata"]):
+                    name = blob.name[len(folder):]
+                    # Hierarchical-namespace accounts list their directories as empty marker blobs.
+                    if not name or "/" in name or (blob.metadata or {}).get("hdi_isfolder") == "true":
+                        continue
+                    out.append(Listed(name, str(blob.etag).strip('"'), blob.size or 0))
+            return sorted(set(out))
 
-        return self._call(account, f"listing {prefix}", listing)
+        return self._call(account, f"listing {folder}", listing)
 
     def read(self, drop: Drop) -> bytes:
         account, _ = self._container_client()

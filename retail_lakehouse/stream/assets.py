@@ -15,8 +15,7 @@ from retail_lakehouse.quality import checks
 from retail_lakehouse.quality.policy import check_specs_for
 from retail_lakehouse.specs import asset_attrs
 from retail_lakehouse.storage import AuditEntry, Lakehouse
-from retail_lakehouse.stream.rules import delivery_order
-from retail_lakehouse.stream.tables import INVENTORY, LEDGER, PAIR, POSITIONS, Applied, apply_batch, recompute_positions, write_positions
+from retail_lakehouse.stream.tables import INVENTORY, LEDGER, PAIR, POSITIONS, Merged, apply_batches, recompute_positions, write_positions
 
 WINDOWS = dg.AssetKey(["gold", "pos_sales_5min"])
 LOW_STOCK = "low_stock"
@@ -46,14 +45,15 @@ def send_alert(message: str, payload: dict, log: Callable[[str], None], webhook_
         log(f"alert webhook failed: {err}")
 
 
-def _stream_metadata(applied: list[Applied]) -> dict[str, object]:
+def _stream_metadata(merged: Merged) -> dict[str, object]:
     return {
-        "batches": len(applied),
-        "merged": sum(a.status == "merged" for a in applied),
-        "already_applied": sum(a.status == "already applied" for a in applied),
-        "rejected_batches": sum(a.status == "rejected" for a in applied),
-        "events": sum(a.events for a in applied),
-        "positions_updated": sum(a.positions_updated for a in applied),
+        "batches": len(merged.applied),
+        "merged": merged.count("merged"),
+        "already_applied": merged.count("already applied"),
+        "rejected_batches": merged.count("rejected"),
+        "events": sum(a.events for a in merged.applied),
+        "events_inserted": merged.inserted,
+        "positions_updated": merged.positions_updated,
     }
 
 
@@ -79,17 +79,20 @@ def build_inventory_assets(webhook_url: str | None = None) -> list:
         """
         audit: list[AuditEntry] = []
         if config.batches:
-            applied = [apply_batch(lake, landing, b, context.log.warning) for b in sorted(config.batches, key=delivery_order)]
+            merged = apply_batches(lake, landing, config.batches, context.log.warning)
             table = lake.read(POSITIONS) if lake.exists(POSITIONS) else pl.DataFrame(schema=POSITION_SCHEMA)
-            written = table.join(pl.concat([a.touched for a in applied]).unique(), on=list(PAIR), how="semi")
-            version, metadata = lake.version(POSITIONS), {"mode": "stream", **_stream_metadata(applied)}
-            merged = [a for a in applied if a.status == "merged"]
-            if merged:
-                audit.append(AuditEntry(LEDGER, "all", sum(a.events for a in merged), "SUCCESS"))
+            written = table.join(merged.touched, on=list(PAIR), how="semi")
+            version, metadata = lake.version(POSITIONS), {"mode": "stream", **_stream_metadata(merged)}
+            if merged.ledger_written:
+                audit.append(AuditEntry(LEDGER, "all", merged.inserted, "SUCCESS"))
                 # The ledger is an external asset: this step is its only writer, so it reports it.
                 context.log_event(dg.AssetMaterialization(
                     asset_key=LEDGER,
-                    metadata={"batches": len(merged), "events": sum(a.events for a in merged), "delta_version": lake.version(LEDGER)},
+                    metadata={
+                        "batches": sum(a.inserted > 0 for a in merged.applied),
+                        "events": merged.inserted,
+                        "delta_version": merged.ledger_version,
+                    },
                 ))
         else:
             table = written = recompute_positions(lake)
