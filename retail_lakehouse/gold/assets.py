@@ -12,7 +12,7 @@ import dagster as dg
 import polars as pl
 
 from retail_lakehouse.gold import star
-from retail_lakehouse.gold.customer360 import build_customer_360
+from retail_lakehouse.gold.customer360 import CUSTOMER_360_READS, build_customer_360
 from retail_lakehouse.policies import RETRY, SINGLE_RUN
 from retail_lakehouse.quality import checks
 from retail_lakehouse.quality.freshness import freshness_policy
@@ -160,7 +160,9 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
     )
     def customer_lifetime_value(context: dg.AssetExecutionContext, facts: pl.LazyFrame, dim_customer: pl.LazyFrame):
         """Seed 000 §9.2: one row per customer with sales: orders, lifetime value, recency, AOV."""
-        yield from publish(context, "customer_lifetime_value", star.build_customer_lifetime_value(facts.collect(), dim_customer.collect()))
+        reads = star.CLV_READS
+        frame = star.build_customer_lifetime_value(facts.select(reads["fact_sales"]).collect(), dim_customer.select(reads["dim_customer"]).collect())
+        yield from publish(context, "customer_lifetime_value", frame)
 
     @dg.asset(
         **checked("product_return_analysis"),
@@ -169,7 +171,9 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
     )
     def product_return_analysis(context: dg.AssetExecutionContext, facts: pl.LazyFrame, dim_product: pl.LazyFrame):
         """Seed 000 §9.3: one row per product with sales: units sold and returned, refunds, rates."""
-        yield from publish(context, "product_return_analysis", star.build_product_return_analysis(facts.collect(), dim_product.collect()))
+        reads = star.RETURNS_READS
+        frame = star.build_product_return_analysis(facts.select(reads["fact_sales"]).collect(), dim_product.select(reads["dim_product"]).collect())
+        yield from publish(context, "product_return_analysis", frame)
 
     @dg.asset(
         **checked("customer_360"),
@@ -183,7 +187,8 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
     )
     def customer_360(context: dg.AssetExecutionContext, dim_customer: pl.LazyFrame, facts: pl.LazyFrame, dim_product: pl.LazyFrame, loyalty: pl.LazyFrame):
         """Seed 004 §2: one row per current customer: orders, channels, categories, loyalty points, RFM segment."""
-        frame = build_customer_360(dim_customer.collect(), facts.collect(), dim_product.collect(), loyalty.collect())
+        inputs = {"dim_customer": dim_customer, "fact_sales": facts, "dim_product": dim_product, "loyalty": loyalty}
+        frame = build_customer_360(**{name: lf.select(CUSTOMER_360_READS[name]).collect() for name, lf in inputs.items()})
         yield from publish(context, "customer_360", frame)
 
     return [

@@ -12,6 +12,13 @@ from retail_lakehouse.catalog import schema
 from retail_lakehouse.gold.star import UNKNOWN_KEY
 
 CUSTOMER_360_SCHEMA = schema("gold", "customer_360")
+# What it reads of each input, so that a run loads these columns of a year of facts, not every one.
+CUSTOMER_360_READS = {
+    "dim_customer": ("customer_key", "customer_id", "valid_from", "is_current", "email", "customer_segment"),
+    "fact_sales": ("customer_id", "order_id", "sales_total", "order_date", "sales_channel", "product_id"),
+    "dim_product": ("product_id", "is_current", "category"),
+    "loyalty": ("customer_id", "points_earned", "points_redeemed"),
+}
 
 
 def build_customer_360(
