@@ -17,7 +17,7 @@ import contextlib
 import datetime as dt
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -48,6 +48,8 @@ class Audited:
     frame: pl.DataFrame | pl.LazyFrame
     failed_days: frozenset[dt.date] = frozenset()
     failed: bool = False
+    # More metadata for each day's materialization (a partitioned table), beside its row count.
+    day_metadata: Mapping[dt.date, Mapping[str, object]] = field(default_factory=dict)
 
 
 class TableNotFound(FileNotFoundError):
@@ -380,7 +382,7 @@ class DeltaIOManager(dg.ConfigurableIOManager):
                 version = lake.version(key)
             partitions = f"{first}..{end - dt.timedelta(days=1)}"
             rows = self._rows_per_day(key, published, column, first, end, kept)
-            self._partition_metadata(context, rows, set(kept))
+            self._partition_metadata(context, rows, set(kept), audited.day_metadata)
             written = published.height
             status = ("WITHHELD" if len(kept) == len(rows) else "PARTIAL") if kept else "SUCCESS"
         elif audited.failed:
@@ -414,13 +416,14 @@ class DeltaIOManager(dg.ConfigurableIOManager):
         return counts
 
     @staticmethod
-    def _partition_metadata(context: dg.OutputContext, rows: dict[dt.date, int], kept: set[dt.date]) -> None:
+    def _partition_metadata(
+        context: dg.OutputContext, rows: dict[dt.date, int], kept: set[dt.date], extra: Mapping[dt.date, Mapping[str, object]]
+    ) -> None:
         # Each daily partition's materialization reports its own rows, not the window's total.
         step = context.step_context
         for day, n in rows.items():
-            step.add_asset_metadata(
-                {"dagster/row_count": n, "published": day not in kept}, asset_key=context.asset_key, partition_key=day.isoformat()
-            )
+            metadata = {"dagster/row_count": n, "published": day not in kept, **extra.get(day, {})}
+            step.add_asset_metadata(metadata, asset_key=context.asset_key, partition_key=day.isoformat())
 
     def load_input(self, context: dg.InputContext) -> pl.LazyFrame:
         key = context.asset_key

@@ -99,9 +99,24 @@ def test_malformed_files_are_rejected_with_their_reason_and_the_rest_loads(tmp_p
     summary = generate(landing, START, 40, seed=11, scale=0.01)
     assert set(summary.malformed.values()) == set(MALFORMED_KINDS)
     lake = make_lake(tmp_path, landing)
-    lake.run(START, START + dt.timedelta(days=39), selection=BRONZE)
+    result = lake.run(START, START + dt.timedelta(days=39), selection=BRONZE)
     rejected = lake.read("bronze/rejected_files")
     assert dict(zip(rejected["_source_file"], rejected["reason"])).keys() == summary.malformed.keys()
+    # Each day's materialization names its own rejected files, and only those.
+    named = set()
+    for m in (e.materialization for e in result.get_asset_materialization_events()):
+        source = m.asset_key.path[1]
+        if source == "rejected_files":
+            continue
+        day = dt.date.fromisoformat(m.partition)
+        mine = [p for p in summary.malformed if p.startswith(f"{source}/") and f"_{day:%Y%m%d}_" in p]
+        assert m.metadata["files_rejected"].value == len(mine), (source, day)
+        if mine:
+            assert all(p in m.metadata["rejections"].value for p in mine)
+            named.update(mine)
+        else:
+            assert "rejections" not in m.metadata
+    assert named == summary.malformed.keys()
     expected_prefix = {"wrong_header": "wrong header", "wrong_delimiter": "wrong delimiter", "not_utf8": "not UTF-8", "truncated": "truncated"}
     for path, reason in zip(rejected["_source_file"], rejected["reason"]):
         assert reason.startswith(expected_prefix[summary.malformed[path]]), (path, reason)

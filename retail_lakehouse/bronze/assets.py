@@ -190,20 +190,24 @@ def build_bronze_asset(source: str, partitions_def: dg.PartitionsDefinition) -> 
             verdict = checks.drops_loaded_result(("bronze", source), problems, days_in(first, end))
             for day, problem in sorted(problems.items()):
                 context.log.error(f"bronze/{source} {day}: {problem}")
+        # Each day's materialization says what was loaded and rejected that day; what belongs to no
+        # day stays on the run's output (which every partition of the window repeats).
+        day_metadata: dict[dt.date, dict[str, object]] = {}
+        for day in days_in(first, end):
+            files = [d for d in drops if d.business_date == day]
+            bad = [(d.path, r) for d, r in rejected if d.business_date == day]
+            day_metadata[day] = {"files_loaded": len(files) - len(bad), "files_rejected": len(bad)}
+            if bad:
+                day_metadata[day]["rejections"] = _rejections_table(bad)
         masked = out.select(pl.col(pl.String).str.contains(CARD_MASK_PREFIX, literal=True).sum()).row(0, named=True)
-        metadata = {
-            "files_loaded": len(frames),
-            "files_rejected": len(rejected),
-            "rejected_files": [d.path for d, _ in rejected],
-            "card_numbers_masked": {c: int(n) for c, n in masked.items() if n},
-        }
-        if rejected:
-            metadata["rejections"] = _rejections_table([(d.path, r) for d, r in rejected])
+        metadata: dict[str, object] = {}
+        if any(masked.values()):
+            metadata["card_numbers_masked"] = {c: int(n) for c, n in masked.items() if n}
         if strays:
             metadata["stray_files"] = [safe_text(s.path) for s in strays]
         # A day without a drop that loads keeps its previous version (a re-delivery gone wrong
         # does not erase the good one), and its failed check stops what is downstream.
-        yield dg.Output(Audited(out, verdict.failed_days if verdict else frozenset()), metadata=metadata)
+        yield dg.Output(Audited(out, verdict.failed_days if verdict else frozenset(), day_metadata=day_metadata), metadata=metadata)
         if verdict:
             yield verdict.result
 
