@@ -7,8 +7,8 @@ interleaved rounds, under `/usr/bin/time -v`; compare their agg_daily_sales; wri
 Implementations (each a separate subprocess, timed whole: interpreter start, imports, JVM, writes):
   a      the README's CLI backfill of every bronze, silver and gold asset over the whole range, on a
          fresh DAGSTER_HOME (the project's dagster.yaml) and a fresh lakehouse;
-  b      the same over a copy of the drops cut to 5 sales lines per file, dimensions whole (the fixed
-         per-partition cost); b_all: every file cut to 5 lines, dimensions too;
+  b      the same over a copy of the drops cut to their first 5 clean records, dimensions whole (the
+         fixed per-partition cost); b_all: every file cut to 5 records, dimensions too;
   c      a 02:00-shaped daily run on the instance and lakehouse (a) left: last-30 .. last;
   d      the project's transforms in one plain Python process, no Dagster, no Delta (Parquet);
   e      DuckDB SQL, the seeds' subset (customer and sales silver, fact, agg_daily_sales);
@@ -41,7 +41,7 @@ BENCH_TOKEN_KEY = "bench-token-key-not-a-secret"
 ORDER = ("a", "b", "b_all", "c", "d", "e", "f")
 LABELS = {
     "a": "(a) Dagster CLI backfill of the range, fresh instance, Delta",
-    "b": "(b) same, 5 sales lines per file, dimensions whole",
+    "b": "(b) same, 5 clean records per file, dimensions whole",
     "b_all": "(b') same, every file cut to 5 lines, dimensions too",
     "c": "(c) daily run on (a)'s instance: last day + 30-day window",
     "d": "(d) project transforms, plain Python, no Dagster/Delta, Parquet",
@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None,
                         help=f"implementations to run, of {','.join(ORDER)} (default: all, (b) as --fixed says)")
     parser.add_argument("--fixed", choices=("whole", "all", "both"), default="whole",
-                        help="(b): 5 sales lines with dimensions whole (b), every file cut (b_all), or both")
+                        help="(b): 5 clean records per file with dimensions whole (b), every file cut (b_all), or both")
     parser.add_argument("--cli", choices=("auto", "dagster", "dg"), default="auto",
                         help="backfill command: auto = the README's (`dagster asset materialize` or `dg launch`)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "data" / "bench",
