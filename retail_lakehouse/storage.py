@@ -103,6 +103,12 @@ def _write(uri: str, frame: pl.DataFrame, storage_options: Mapping[str, str] | N
     return table.version()
 
 
+# A window longer than this is written this many days at a time, a commit each: delta-rs keeps a
+# writer with its buffers open for every partition of a write, so a year in one commit needed twice
+# the table's memory (bronze sales at scale 1: 2.0 GB in one commit, 1.2 GB a month at a time).
+WRITE_CHUNK_DAYS = 31
+
+
 def write_window(
     uri: str,
     frame: pl.DataFrame,
@@ -116,7 +122,9 @@ def write_window(
     `keep`, which stay as they are; returns the version.
 
     Rows outside the window, or on a kept day, are refused before anything is written, so a bug
-    upstream can never overwrite a neighbouring day.
+    upstream can never overwrite a neighbouring day. A window of more than `WRITE_CHUNK_DAYS` is
+    replaced in consecutive commits of that many days: a reader during the write sees each chunk
+    old or new, never a day half-written.
     """
     keep = sorted(set(keep))
     outside = frame.filter(
@@ -128,7 +136,16 @@ def write_window(
             f"{outside.height} rows have {column} outside the partition window "
             f"{first}..{end - dt.timedelta(days=1)} (e.g. {sample}); nothing was written to {uri}"
         )
-    return _write(uri, frame, storage_options, mode="overwrite", predicate=window_predicate(column, first, end, keep), partition_by=[column])
+    version = None
+    lo = first
+    while lo < end:
+        hi = min(lo + dt.timedelta(days=WRITE_CHUNK_DAYS), end)
+        kept = [d for d in keep if lo <= d < hi]
+        if len(kept) < (hi - lo).days:
+            part = frame if (lo, hi) == (first, end) else frame.filter(pl.col(column).is_between(lo, hi, closed="left"))
+            version = _write(uri, part, storage_options, mode="overwrite", predicate=window_predicate(column, lo, hi, kept), partition_by=[column])
+        lo = hi
+    return table_version(uri, storage_options) if version is None else version
 
 
 def write_days(

@@ -7,12 +7,14 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from deltalake import DeltaTable
 
 from retail_lakehouse.orchestration import range_tags
 from retail_lakehouse.partitions import daily_partitions, parse_partition_key
 from retail_lakehouse.storage import (
     PARTITION_COLUMN,
+    WRITE_CHUNK_DAYS,
     DeltaIOManager,
     LocalLakehouse,
     TableNotFound,
@@ -36,6 +38,22 @@ def test_a_window_write_replaces_that_window_and_keeps_every_other_day(tmp_path)
     assert out.height == 9  # day 5 was in the window and had no new rows: it is gone
     assert out.filter(pl.col("tag") == "second")["day"].to_list() == [D + dt.timedelta(days=3), D + dt.timedelta(days=4)]
     assert out.filter(pl.col("tag") == "first").height == 7
+
+
+def test_a_long_window_is_written_a_chunk_at_a_time_and_ends_as_one_write_would(tmp_path):
+    """A window of 75 days (over WRITE_CHUNK_DAYS) with kept days in two chunks and an empty day."""
+    days = 75
+    assert days > WRITE_CHUNK_DAYS
+    chunked = str(tmp_path / "chunked")
+    keep = [D + dt.timedelta(days=5), D + dt.timedelta(days=40)]
+    fresh = _frame(range(days), "second").filter(~pl.col("day").is_in(keep) & (pl.col("day") != D + dt.timedelta(days=60)))
+    write_window(chunked, _frame(range(days), "first"), "day", D, D + dt.timedelta(days=days))
+    before = DeltaTable(chunked).version()
+    version = write_window(chunked, fresh, "day", D, D + dt.timedelta(days=days), keep=keep)
+    assert version - before == -(-days // WRITE_CHUNK_DAYS)  # one commit per chunk
+    # The referee: the same outcome computed by hand.
+    expected = pl.concat([fresh, _frame(range(days), "first").filter(pl.col("day").is_in(keep))]).sort("day")
+    assert_frame_equal(pl.read_delta(chunked).sort("day"), expected, check_column_order=False)
 
 
 def test_rows_outside_the_window_are_refused_before_anything_is_written(tmp_path):

@@ -147,6 +147,27 @@ def _start_date(partitions_def: dg.PartitionsDefinition) -> dt.date | None:
     return start.date() if isinstance(start, dt.datetime) else None
 
 
+def _ingest(
+    context: dg.AssetExecutionContext, landing: LandingZone, source: str, drops: list[Drop], token_key: bytes | None
+) -> tuple[pl.DataFrame, list[tuple[Drop, str]]]:
+    """The bronze rows of the drops that load (cards tokenized with `token_key`, when given), and
+    the rejected drops with their reasons. The per-file frames end here, before the table is written."""
+    ingested_at = dt.datetime.now(dt.timezone.utc)
+    frames, rejected = [], []
+    for drop in drops:
+        try:
+            frame = parse_drop(landing, drop)
+        except MalformedDrop as e:
+            # Recorded with its reason in bronze/rejected_files; the rest of the partition loads.
+            context.log.warning(f"{source} {drop.business_date}: rejected {drop.path}: {e.reason}")
+            rejected.append((drop, e.reason))
+            continue
+        if token_key is not None:
+            frame = tokenize_cards(frame, token_key)
+        frames.append((frame, drop.path, drop.business_date))
+    return bronze_table(frames, _columns(source), ingested_at), rejected
+
+
 def build_bronze_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     tokenize = "card_number" in _columns(source)
     earliest = _start_date(partitions_def)
@@ -166,21 +187,7 @@ def build_bronze_asset(source: str, partitions_def: dg.PartitionsDefinition) -> 
         drops, strays = _survey(landing, source, first, end, earliest)
         for stray in strays:
             context.log.warning(f"{source}: stray file {_stray_line(stray)}; move or rename it")
-        ingested_at = dt.datetime.now(dt.timezone.utc)
-        key = card_tokenizer.key_bytes() if tokenize else b""
-        frames, rejected = [], []
-        for drop in drops:
-            try:
-                frame = parse_drop(landing, drop)
-            except MalformedDrop as e:
-                # Recorded with its reason in bronze/rejected_files; the rest of the partition loads.
-                context.log.warning(f"{source} {drop.business_date}: rejected {drop.path}: {e.reason}")
-                rejected.append((drop, e.reason))
-                continue
-            if tokenize:
-                frame = tokenize_cards(frame, key)
-            frames.append((frame, drop.path, drop.business_date))
-        out = bronze_table(frames, _columns(source), ingested_at)
+        out, rejected = _ingest(context, landing, source, drops, card_tokenizer.key_bytes() if tokenize else None)
         verdict = None
         if source in DAILY_SOURCES:
             broken = {d for d, _ in rejected}
