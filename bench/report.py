@@ -206,7 +206,31 @@ def targets(e: dict) -> list[tuple[str, str, str]]:
             rows.append((label, f"{'completed' if done else 'FAILED'}, {_fmt(top, 0)} MB", _verdict(ok10)))
         else:
             rows.append((label, f"run `make bench SCALE=10` (this run: scale {e['scale']:g})", "n/a"))
+    rows += _stream_targets(e.get("pos"))
     return rows
+
+
+# The cursor holds the fingerprints of the late window's batches (two days), whatever the history:
+# at one batch every 5 minutes, 576 names of ~50 bytes.
+CURSOR_BOUND_BYTES = 64 * 1024
+
+
+def _stream_targets(stream: dict | None) -> list[tuple[str, str, str]]:
+    backlog, tick, cursor = "POS backlog of 20,000 batches merged < 60 s, exactly once", "sensor tick < 1 s at 100,000 batches", "cursor bounded"
+    if not stream:
+        return [(t, "not measured", "n/a") for t in (backlog, tick, cursor)]
+    if "error" in stream:
+        return [(t, f"failed: {stream['error']}"[:200], "FAIL") for t in (backlog, tick, cursor)]
+    n, listing = stream["batches"], stream["listing"]
+    once = "exactly once" if stream["exactly_once"] else "NOT exactly once"
+    return [
+        (backlog, f"{n:,} batches in {stream['backlog_s']:.1f} s ({stream['runs']} runs), {once}",
+         _verdict(n >= 20_000 and stream["backlog_s"] < 60 and stream["exactly_once"])),
+        (tick, f"{stream['regular_tick_s']:.3f} s at {listing:,} batches", _verdict(listing >= 100_000 and stream["regular_tick_s"] < 1)),
+        (cursor, f"{stream['cursor_bytes']:,} bytes at {listing:,} batches, {stream['backlog_cursor_bytes']:,} at {n:,} "
+         f"(every batch seen, the first design: {stream['first_design_cursor_bytes']:,})",
+         _verdict(max(stream["cursor_bytes"], stream["backlog_cursor_bytes"]) <= CURSOR_BOUND_BYTES)),
+    ]
 
 
 def markdown(e: dict, plot_path: Path | None) -> str:
@@ -238,6 +262,12 @@ def markdown(e: dict, plot_path: Path | None) -> str:
             f"{rss} | {tree} | {_fmt(ratio_d, 2)} | {_fmt(ratio_f, 2)} | {i['agg_check']} | "
             + ", ".join(f"{x:.1f}" for x in i.get("loads", [])) + " |"
         )
+    stream = e.get("pos")
+    if stream:
+        lines += ["", "## POS stream (`scripts/measure_pos_backlog.py`)", ""]
+        lines += [stream["table"]] if "table" in stream else [f"failed: {stream.get('error')}"]
+        if "wall_s" in stream:
+            lines += ["", f"The whole script (generating the batches included): {stream['wall_s']:.1f} s, peak {stream['rss_mb']:,} MB."]
     lines += ["", "## Targets", ""]
     if e["days"] != 365:
         lines += [f"The targets are stated for a year (365 days); this run has {e['days']} days.", ""]

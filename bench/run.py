@@ -12,7 +12,9 @@ Implementations (each a separate subprocess, timed whole: interpreter start, imp
   c      a 02:00-shaped daily run on the instance and lakehouse (a) left: last-30 .. last;
   d      the project's transforms in one plain Python process, no Dagster, no Delta (Parquet);
   e      DuckDB SQL, the seeds' subset (customer and sales silver, fact, agg_daily_sales);
-  f      the seeds' PySpark on local[2], the same subset.
+  f      the seeds' PySpark on local[2], the same subset;
+  pos    the POS stream: scripts/measure_pos_backlog.py (a backlog of 20,000 micro-batches merged,
+         exactly once; the sensor tick and its cursor at 100,000 batches), once, after the rounds.
 """
 
 from __future__ import annotations
@@ -362,10 +364,11 @@ def main(argv: list[str] | None = None) -> int:
     if not TIME.exists():
         print("/usr/bin/time is missing: sudo apt-get install -y time", file=sys.stderr)
         return 2
+    pos = not args.only or "pos" in args.only.split(",")
     if args.only:
-        unknown = set(args.only.split(",")) - set(ORDER)
+        unknown = set(args.only.split(",")) - set(ORDER) - {"pos"}
         if unknown:
-            parser.error(f"unknown implementation(s) {', '.join(sorted(unknown))}: choose from {','.join(ORDER)}")
+            parser.error(f"unknown implementation(s) {', '.join(sorted(unknown))}: choose from {','.join(ORDER)},pos")
         impls = [i for i in ORDER if i in set(args.only.split(","))]
     else:
         skip = {"whole": {"b_all"}, "all": {"b"}, "both": set()}[args.fixed]
@@ -465,9 +468,15 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: reporting the rounds that completed", file=sys.stderr)
 
     _check_aggs(results)
+    stream = None
+    if pos and not interrupted:
+        stream = pos_backlog(code, runs / "pos", args.timeout)
+        print(f"  pos   {stream.get('backlog_s', '?')} s for the backlog" + (f"  FAILED: {stream['error']}" if "error" in stream else ""), flush=True)
     if interrupted:
         code_note += "; INTERRUPTED before the last round completed"
     entry = report.entry(args, first, last, daily_first, cli, results, started, load_before, os.getloadavg(), LABELS, code_note)
+    if stream is not None:
+        entry["pos"] = stream
     args.results_dir.mkdir(parents=True, exist_ok=True)
     history = report.append_history(args.results_dir / "results.json", entry)
     plot = report.plot(history, args.days, args.results_dir / "scaling.png")
@@ -477,6 +486,17 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     print(f"written: {args.results_dir / 'report.md'}, {args.results_dir / 'results.json'}" + (f", {plot}" if plot else ""))
     return 0
+
+
+def pos_backlog(code: Path, run_dir: Path, timeout: float) -> dict:
+    """The POS stream's measurements (scripts/measure_pos_backlog.py, on the code under test), with
+    the script's wall clock and peak memory; {"error": ...} if it failed."""
+    out = run_dir / "pos.json"
+    cmd = [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "scripts" / "measure_pos_backlog.py"), "--json", str(out)]
+    m = timed(cmd, _base_env(code), run_dir / "logs", timeout, code)
+    if not m.ok or not out.exists():
+        return {"error": m.error or "no output"}
+    return {**json.loads(out.read_text()), "wall_s": round(m.wall_s, 1), "rss_mb": round(max(m.rss_mb, m.tree_rss_mb))}
 
 
 def _check_aggs(results: dict[str, ImplResult]) -> None:

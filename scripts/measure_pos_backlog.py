@@ -1,7 +1,9 @@
 """A backlog of POS micro-batches: the sensor tick, the runs it requests, exactly once, and the
 sensor over a landing zone of 100,000 batches.
 
-    .venv/bin/python scripts/measure_pos_backlog.py [--batches 20000] [--listing 100000]
+    .venv/bin/python scripts/measure_pos_backlog.py [--batches 20000] [--listing 100000] [--json out.json]
+
+`make bench` runs it too and puts its table and the stream's targets in the report.
 
 In a temporary folder: a three-day lakehouse from generated drops (so `silver/inventory` exists),
 then `--batches` micro-batches of 1-5 events each, 5 minutes apart (~70 days for 20,000), on the
@@ -96,6 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, default=20_000)
     parser.add_argument("--listing", type=int, default=100_000)
+    parser.add_argument("--json", type=Path, help="also write the measurements here (as `make bench` reads them)")
     args = parser.parse_args()
     logging.getLogger("dagster").setLevel(logging.ERROR)
     from retail_lakehouse.definitions import build_defs
@@ -108,7 +111,8 @@ def main() -> None:
     from retail_lakehouse.stream.rules import POS_SOURCE, RECONCILE_DAYS
     from retail_lakehouse.stream.sensor import build_pos_sensor, requested_batches
 
-    rows: list[tuple[str, str]] = []
+    rows: list[tuple[str, str, str]] = []
+    figures: dict[str, object] = {"batches": args.batches, "listing": args.listing}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         home = root / "dagster_home"
@@ -150,6 +154,7 @@ def main() -> None:
         t_runs = time.perf_counter() - started
         ledger = pl.read_delta(str(root / "lake" / "gold" / "pos_ledger"))
         exactly_once = ledger["event_id"].is_unique().all() and set(ledger["event_id"]) == valid and ledger.height == len(valid)
+        figures.update(backlog_s=round(t_runs, 2), exactly_once=bool(exactly_once), runs=len(per_run))
         rows.append((
             f"(b) executing the {len(per_run)} runs (DagsterInstance on disk)", f"{t_runs:.1f} s",
             f"{ledger.height:,} events in the ledger; exactly once: {'yes' if exactly_once else 'NO'}; per run {min(per_run):.1f}-{max(per_run):.1f} s",
@@ -184,6 +189,7 @@ def main() -> None:
         regular, t_regular = tick(wide_sensor, cold.cursor, wide_resources)
         assert len(regular.run_requests) == 1
         rows.append((f"(c) regular tick, {args.listing:,} batches, one new", f"{t_regular:.3f} s", f"cursor {len(regular.cursor):,} bytes"))
+        figures.update(regular_tick_s=round(t_regular, 3), cursor_bytes=len(regular.cursor), backlog_cursor_bytes=len(first.cursor))
         today[0] += dt.timedelta(days=1)
         daily, t_daily = tick(wide_sensor, regular.cursor, wide_resources)
         rows.append((f"(c) daily reconciliation (last {RECONCILE_DAYS} days), {args.listing:,} batches", f"{t_daily:.2f} s", f"{len(daily.run_requests)} runs requested"))
@@ -191,11 +197,13 @@ def main() -> None:
         rows.append((f"(c) tick without cursor, all {args.listing:,} batches in the ledger", f"{t_reset:.2f} s", f"{len(reset.run_requests)} runs requested"))
         old = json.dumps(LocalLandingZone(root=str(wide)).fingerprints(POS_SOURCE), sort_keys=True)
         rows.append(("(c) cursor of the first design (every batch seen)", "", f"{len(old):,} bytes"))
+        figures.update(first_design_cursor_bytes=len(old))
         instance.dispose()
 
-    print("| measurement | time | notes |\n|---|---:|---|")
-    for what, took, notes in rows:
-        print(f"| {what} | {took} | {notes} |")
+    table = "\n".join(["| measurement | time | notes |", "|---|---:|---|", *(f"| {w} | {t} | {n} |" for w, t, n in rows)])
+    print(table)
+    if args.json:
+        args.json.write_text(json.dumps({**figures, "table": table}, indent=1))
 
 
 if __name__ == "__main__":
