@@ -22,7 +22,7 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from pydantic import PrivateAttr
 
@@ -50,6 +50,10 @@ class Audited:
     failed: bool = False
     # More metadata for each day's materialization (a partitioned table), beside its row count.
     day_metadata: Mapping[dt.date, Mapping[str, object]] = field(default_factory=dict)
+    # Days whose stored rows are already what this run would write: left as they are, published.
+    unchanged_days: frozenset[dt.date] = frozenset()
+    # Recorded in the write's commit(s) (Delta commitInfo), for a later run to read (`Lakehouse.history`).
+    commit_metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 class TableNotFound(FileNotFoundError):
@@ -91,6 +95,10 @@ def table_version(uri: str, storage_options: Mapping[str, str] | None = None) ->
     return DeltaTable(uri, storage_options=_options(storage_options)).version() if table_exists(uri, storage_options) else None
 
 
+def _commit(metadata: Mapping[str, str] | None) -> CommitProperties | None:
+    return CommitProperties(custom_metadata=dict(metadata)) if metadata else None
+
+
 def _write(uri: str, frame: pl.DataFrame, storage_options: Mapping[str, str] | None, **kwargs) -> int:
     """One `write_deltalake`; returns the version it committed. The table is opened once: a write
     given the open table updates it, so asking its version does not replay the log again."""
@@ -117,9 +125,10 @@ def write_window(
     end: dt.date,
     storage_options: Mapping[str, str] | None = None,
     keep: Iterable[dt.date] = (),
+    commit_metadata: Mapping[str, str] | None = None,
 ) -> int:
     """Replace the rows of `[first, end)` in a table partitioned by `column`, except the days in
-    `keep`, which stay as they are; returns the version.
+    `keep`, which stay as they are; returns the version. `commit_metadata` goes into every commit.
 
     Rows outside the window, or on a kept day, are refused before anything is written, so a bug
     upstream can never overwrite a neighbouring day. A window of more than `WRITE_CHUNK_DAYS` is
@@ -143,7 +152,10 @@ def write_window(
         kept = [d for d in keep if lo <= d < hi]
         if len(kept) < (hi - lo).days:
             part = frame if (lo, hi) == (first, end) else frame.filter(pl.col(column).is_between(lo, hi, closed="left"))
-            version = _write(uri, part, storage_options, mode="overwrite", predicate=window_predicate(column, lo, hi, kept), partition_by=[column])
+            version = _write(
+                uri, part, storage_options, mode="overwrite", predicate=window_predicate(column, lo, hi, kept), partition_by=[column],
+                commit_properties=_commit(commit_metadata),
+            )
         lo = hi
     return table_version(uri, storage_options) if version is None else version
 
@@ -293,10 +305,20 @@ class Lakehouse(dg.ConfigurableResource):
             return self.scan(key).collect()
 
     def write_window(
-        self, key: dg.AssetKey, frame: pl.DataFrame, column: str, first: dt.date, end: dt.date, keep: Iterable[dt.date] = ()
+        self, key: dg.AssetKey, frame: pl.DataFrame, column: str, first: dt.date, end: dt.date, keep: Iterable[dt.date] = (),
+        commit_metadata: Mapping[str, str] | None = None,
     ) -> int:
         with self.storage_errors(key, "writing"):
-            return write_window(self.table_uri(key), frame, column, first, end, self.storage_options(key), keep)
+            return write_window(self.table_uri(key), frame, column, first, end, self.storage_options(key), keep, commit_metadata)
+
+    def history(self, key: dg.AssetKey, limit: int) -> list[dict]:
+        """The table's last `limit` commits (commitInfo, with any `commit_metadata`), newest first;
+        none if the table does not exist."""
+        with self.storage_errors(key, "reading the history of"):
+            uri, options = self.table_uri(key), self.storage_options(key)
+            if not table_exists(uri, options):
+                return []
+            return DeltaTable(uri, storage_options=options or None).history(limit)
 
     def write_days(self, key: dg.AssetKey, frame: pl.DataFrame, column: str, days: Iterable[dt.date]) -> int:
         with self.storage_errors(key, "writing"):
@@ -391,17 +413,18 @@ class DeltaIOManager(dg.ConfigurableIOManager):
         column = context.definition_metadata.get(PARTITION_COLUMN)
         if column and context.has_asset_partitions:
             first, end = window_dates(context.asset_partitions_time_window)
-            kept = sorted(d for d in audited.failed_days if first <= d < end)
+            failed = sorted(d for d in audited.failed_days if first <= d < end)
+            kept = sorted({*failed, *(d for d in audited.unchanged_days if first <= d < end)})
             published = frame.filter(~pl.col(column).is_in(kept)) if kept else frame
             if len(kept) < (end - first).days:
-                version = lake.write_window(key, published, column, first, end, keep=kept)
+                version = lake.write_window(key, published, column, first, end, keep=kept, commit_metadata=audited.commit_metadata)
             else:
                 version = lake.version(key)
             partitions = f"{first}..{end - dt.timedelta(days=1)}"
             rows = self._rows_per_day(key, published, column, first, end, kept)
-            self._partition_metadata(context, rows, set(kept), audited.day_metadata)
+            self._partition_metadata(context, rows, set(failed), audited.day_metadata)
             written = published.height
-            status = ("WITHHELD" if len(kept) == len(rows) else "PARTIAL") if kept else "SUCCESS"
+            status = ("WITHHELD" if len(failed) == len(rows) else "PARTIAL") if failed else "SUCCESS"
         elif audited.failed:
             version, partitions, written, status = lake.version(key), "all", 0, "WITHHELD"
         else:

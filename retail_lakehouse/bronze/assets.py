@@ -2,6 +2,9 @@
 
 
 import datetime as dt
+import hashlib
+import hmac
+import json
 from collections import OrderedDict
 
 import dagster as dg
@@ -33,7 +36,7 @@ from retail_lakehouse.resources import CardTokenizer
 from retail_lakehouse.quality import checks
 from retail_lakehouse.quality.policy import check_specs_for
 from retail_lakehouse.specs import asset_attrs
-from retail_lakehouse.storage import Audited
+from retail_lakehouse.storage import Audited, Lakehouse
 
 
 def _columns(source: str) -> tuple[str, ...]:
@@ -147,6 +150,48 @@ def _start_date(partitions_def: dg.PartitionsDefinition) -> dt.date | None:
     return start.date() if isinstance(start, dt.datetime) else None
 
 
+# Drops are immutable, so a day whose files are the ones bronze already loaded is not loaded again:
+# each write records, in its Delta commit, the drops of the days it wrote ({day: {path: [fingerprint,
+# rejection reason]}}), and a run compares the landing zone with the newest record of each day.
+INGESTED = "retail_lakehouse.bronze_drops"
+# How far back a run looks for those records: a daily run writes one commit per table, so this
+# covers a late-data window many times over; a day not found is simply loaded again.
+INGEST_HISTORY = 100
+
+
+def _key_id(token_key: bytes | None) -> str:
+    """Names the card-token key a load used (not the key): rows tokenized under another key are
+    loaded again."""
+    return "" if token_key is None else hmac.new(token_key, b"retail_lakehouse bronze key id", hashlib.sha256).hexdigest()[:16]
+
+
+def _ingested(lake: Lakehouse, key: dg.AssetKey, days: list[dt.date], key_id: str) -> dict[dt.date, dict[str, list[str]]]:
+    """Per day of `days`, the drops the newest commit that wrote it loaded, if it used this key."""
+    found: dict[dt.date, dict[str, list[str]] | None] = {}
+    wanted = {d.isoformat(): d for d in days}
+    for commit in lake.history(key, INGEST_HISTORY):
+        if len(found) == len(wanted):
+            break
+        if INGESTED not in commit:
+            continue
+        record = json.loads(commit[INGESTED])
+        for day, files in record["days"].items():
+            if day in wanted and wanted[day] not in found:
+                found[wanted[day]] = files if record.get("key_id", "") == key_id else None
+    return {day: files for day, files in found.items() if files is not None}
+
+
+def _unchanged(drops: list[Drop], ingested: dict[dt.date, dict[str, list[str]]]) -> dict[dt.date, dict[str, list[str]]]:
+    """The days whose drops are exactly the ones recorded (same paths, same fingerprints)."""
+    by_day: dict[dt.date, dict[str, str]] = {}
+    for drop in drops:
+        by_day.setdefault(drop.business_date, {})[drop.path] = drop.fingerprint
+    return {
+        day: ingested[day] for day, files in by_day.items()
+        if day in ingested and all(files.values()) and files == {path: fp for path, (fp, _) in ingested[day].items()}
+    }
+
+
 def _ingest(
     context: dg.AssetExecutionContext, landing: LandingZone, source: str, drops: list[Drop], token_key: bytes | None
 ) -> tuple[pl.DataFrame, list[tuple[Drop, str]]]:
@@ -182,12 +227,22 @@ def build_bronze_asset(source: str, partitions_def: dg.PartitionsDefinition) -> 
         check_specs=check_specs_for(dg.AssetKey(["bronze", source])),
         **asset_attrs(["bronze", source]),
     )
-    def _bronze(context: dg.AssetExecutionContext, landing: LandingZone, card_tokenizer: CardTokenizer):
+    def _bronze(context: dg.AssetExecutionContext, landing: LandingZone, card_tokenizer: CardTokenizer, lake: Lakehouse):
         first, end = window_dates(context.partition_time_window)
         drops, strays = _survey(landing, source, first, end, earliest)
         for stray in strays:
             context.log.warning(f"{source}: stray file {_stray_line(stray)}; move or rename it")
-        out, rejected = _ingest(context, landing, source, drops, card_tokenizer.key_bytes() if tokenize else None)
+        token_key = card_tokenizer.key_bytes() if tokenize else None
+        key_id = _key_id(token_key)
+        unchanged = _unchanged(drops, _ingested(lake, context.asset_key, days_in(first, end), key_id))
+        out, rejected = _ingest(context, landing, source, [d for d in drops if d.business_date not in unchanged], token_key)
+        for drop in (d for d in drops if d.business_date in unchanged):
+            reason = unchanged[drop.business_date][drop.path][1]
+            _remember(_verdict_key(landing, drop), reason)  # for bronze/rejected_files, as if parsed
+            if reason:
+                rejected.append((drop, reason))
+        if unchanged:
+            context.log.info(f"bronze/{source}: {len(unchanged)} day(s) of the window already hold these drops, not loaded again")
         verdict = None
         if source in DAILY_SOURCES:
             broken = {d for d, _ in rejected}
@@ -214,7 +269,17 @@ def build_bronze_asset(source: str, partitions_def: dg.PartitionsDefinition) -> 
             metadata["stray_files"] = [safe_text(s.path) for s in strays]
         # A day without a drop that loads keeps its previous version (a re-delivery gone wrong
         # does not erase the good one), and its failed check stops what is downstream.
-        yield dg.Output(Audited(out, verdict.failed_days if verdict else frozenset(), day_metadata=day_metadata), metadata=metadata)
+        failed = verdict.failed_days if verdict else frozenset()
+        reasons = {d.path: r for d, r in rejected}
+        written = {
+            day.isoformat(): {d.path: [d.fingerprint, reasons.get(d.path, "")] for d in drops if d.business_date == day}
+            for day in {d.business_date for d in drops} - set(unchanged) - failed
+        }
+        audited = Audited(
+            out, failed, day_metadata=day_metadata, unchanged_days=frozenset(unchanged),
+            commit_metadata={INGESTED: json.dumps({"key_id": key_id, "days": written}, sort_keys=True)},
+        )
+        yield dg.Output(audited, metadata=metadata)
         if verdict:
             yield verdict.result
 
