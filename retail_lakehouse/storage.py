@@ -3,8 +3,8 @@
 Why not the stock `DeltaLakePolarsIOManager`: it builds its predicate from the first day of a
 partition range only, so a single-run backfill either fails or silently reads one day (PLATFORM.md).
 Here a partitioned write replaces exactly the run's window `[first, end)` with predicate
-overwrites (one per month of a long window), and a read filters the window the partition mapping asks for; unpartitioned readers see
-the whole table.
+overwrites (one per month of a long window), and a read filters the window the partition mapping
+asks for; unpartitioned readers see the whole table.
 
 Three layers, each usable on its own: free functions over a table URI (what a test or a script
 calls); `Lakehouse`, the `lake` resource that knows where each asset's table lives and offers those
