@@ -259,7 +259,7 @@ class Lakehouse(dg.ConfigurableResource):
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         # After the last step, failed or not, and still under the run's lock.
         try:
-            self.flush_audit()
+            self._flush_audit()
         finally:
             self._held.close()
 
@@ -347,7 +347,7 @@ class Lakehouse(dg.ConfigurableResource):
         else:
             self._pending_audit.extend(rows)
 
-    def flush_audit(self) -> None:
+    def _flush_audit(self) -> None:
         """Write the audit rows kept so far in this run."""
         if self._pending_audit:
             rows, self._pending_audit = self._pending_audit, []
