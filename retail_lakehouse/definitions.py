@@ -1,8 +1,9 @@
 """The code location: `defs`, built from the environment's settings by `build_defs`.
 
 Every environment shares the asset code and the resource keys (`lake`, `io_manager`, `landing`,
-`card_tokenizer`); only the classes and their configuration differ. `lake` is the one client of the
-Delta tables; the I/O manager writes and reads through it.
+`card_tokenizer`, `engine`); only the classes and their configuration differ. `lake` is the one
+client of the Delta tables; the I/O manager writes and reads through it. `engine` runs the row-level
+rules of silver and gold (Polars in process, or Spark: `retail_lakehouse/engine.py`).
 """
 
 
@@ -11,6 +12,7 @@ import warnings
 import dagster as dg
 
 from retail_lakehouse.bronze.assets import build_bronze_assets
+from retail_lakehouse.engine import build_engine
 from retail_lakehouse.gold.assets import build_gold_assets
 from retail_lakehouse.landing import LocalLandingZone
 from retail_lakehouse.maintenance import build_maintenance
@@ -43,16 +45,20 @@ warnings.filterwarnings(
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
+    common = {
+        "card_tokenizer": _card_tokenizer(settings),
+        "engine": build_engine(settings.engine, settings.spark_master, settings.spark_remote),
+    }
     if settings.env == "azure":
         from retail_lakehouse.azure import build_azure_resources
 
-        return {**build_azure_resources(settings.azure_env), "card_tokenizer": _card_tokenizer(settings)}
+        return {**build_azure_resources(settings.azure_env), **common}
     lake = LocalLakehouse(root=str(settings.lake_root.absolute()), lock_timeout_seconds=settings.lock_timeout_seconds)
     return {
         "lake": lake,
         "io_manager": DeltaIOManager(lake=lake),
         "landing": LocalLandingZone(root=str(settings.landing_root.absolute())),
-        "card_tokenizer": _card_tokenizer(settings),
+        **common,
     }
 
 
@@ -66,8 +72,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
     partitions = daily_partitions(settings.start_date)
     assets = [
         *build_bronze_assets(partitions),
-        *build_silver_assets(partitions, settings.late_data_days),
-        *build_gold_assets(partitions, settings.start_date),
+        *build_silver_assets(partitions, settings.late_data_days, settings.engine),
+        *build_gold_assets(partitions, settings.start_date, settings.engine),
     ]
     inventory = build_inventory_assets(settings.alert_webhook)
     partition_columns = {

@@ -27,9 +27,6 @@ LATE_DATA_DAYS = 30
 LOCK_TIMEOUT_SECONDS = 1800.0
 
 ENGINES = ("polars", "spark")
-# Spark is a planned engine: the setting exists so deployments can name it, but until its assets
-# are built, accepting it would silently run Polars. Add it here when it is.
-AVAILABLE_ENGINES = ("polars",)
 
 
 AZURE_PUBLIC_VARIABLES = ("AZURE_STORAGE_ACCOUNT_NAME", "RETAIL_LAKEHOUSE_AZURE_ENDPOINT")
@@ -82,6 +79,9 @@ class Settings:
     lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS
     # Low-stock alerts are POSTed here as well as logged (RETAIL_LAKEHOUSE_ALERT_WEBHOOK).
     alert_webhook: str | None = None
+    # Spark engine: a master URL (local[N] by default) or a Spark Connect URL (sc://host:port).
+    spark_master: str | None = None
+    spark_remote: str | None = None
     # True when RETAIL_LAKEHOUSE_TOKEN_KEY is set: the tokenizer then reads it through EnvVar.
     token_key_from_env: bool = False
     # Azure mode: public values, and "set" for each secret variable that is present.
@@ -128,6 +128,9 @@ class Settings:
                 "RETAIL_LAKEHOUSE_TOKEN_KEY is required when RETAIL_LAKEHOUSE_ENV=azure: "
                 "card numbers are tokenized with it (keep it in your secret store)."
             )
+        spark_remote = env.get("RETAIL_LAKEHOUSE_SPARK_REMOTE") or None
+        if spark_remote is not None and not spark_remote.startswith("sc://"):
+            raise SettingsError(f"RETAIL_LAKEHOUSE_SPARK_REMOTE must be a Spark Connect URL like sc://127.0.0.1:15002, got {spark_remote!r}")
         azure_env = {n: env[n] for n in AZURE_PUBLIC_VARIABLES if env.get(n)}
         azure_env.update({n: "set" for n in AZURE_SECRET_VARIABLES if env.get(n)})
         if kind == "azure" and "AZURE_STORAGE_ACCOUNT_NAME" not in azure_env:
@@ -143,12 +146,11 @@ class Settings:
             azure_env=azure_env,
             token_key_from_env=token_key is not None,
             alert_webhook=env.get("RETAIL_LAKEHOUSE_ALERT_WEBHOOK") or None,
+            spark_master=env.get("RETAIL_LAKEHOUSE_SPARK_MASTER") or None,
+            spark_remote=spark_remote,
         )
 
 
 def _check_engine(engine: str) -> None:
-    if engine in AVAILABLE_ENGINES:
-        return
-    if engine in ENGINES:
-        raise SettingsError(f"RETAIL_LAKEHOUSE_ENGINE={engine} is not available yet; use polars (the default)")
-    raise SettingsError(f"RETAIL_LAKEHOUSE_ENGINE must be polars (the default), got {engine!r}")
+    if engine not in ENGINES:
+        raise SettingsError(f"RETAIL_LAKEHOUSE_ENGINE must be polars (the default) or spark, got {engine!r}")

@@ -300,6 +300,26 @@ class Lakehouse(dg.ConfigurableResource):
                 )
             return scan_window(uri, column, first, end, options)
 
+    def file_uris(
+        self, key: dg.AssetKey, column: str | None = None, first: dt.date | None = None, end: dt.date | None = None
+    ) -> list[str]:
+        """The data files of the table's current version (of the partitions `[first, end)` of
+        `column`, when it partitions the table), for engines that read Parquet themselves: the
+        folder also holds files that deletes and overwrites removed."""
+        with self.storage_errors(key, "listing the files of"):
+            uri, options = self.table_uri(key), self.storage_options(key)
+            if not table_exists(uri, options):
+                raise TableNotFound(f"{key.to_user_string()} has not been materialized yet: no Delta table at {self.display_uri(key)}.")
+            table = DeltaTable(uri, storage_options=options or None)
+            # Files alone do not tell which rows a deletion vector removed or which column is which.
+            unsupported = {"deletionVectors", "columnMapping"} & set(table.protocol().reader_features or ())
+            if unsupported:
+                raise ValueError(f"{key.to_user_string()} uses {', '.join(sorted(unsupported))}: its files cannot be read without a Delta reader")
+            filters = None
+            if column is not None and column in table.metadata().partition_columns:
+                filters = [(column, ">=", first.isoformat()), (column, "<", end.isoformat())]
+            return table.file_uris(partition_filters=filters)
+
     def read(self, key: dg.AssetKey) -> pl.DataFrame:
         with self.storage_errors(key, "reading"):
             return self.scan(key).collect()

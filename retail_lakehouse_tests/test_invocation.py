@@ -98,8 +98,11 @@ def test_an_unknown_partition_is_refused_before_any_run_naming_the_partitions_th
 @pytest.mark.parametrize(
     "env, message",
     [
-        ({"RETAIL_LAKEHOUSE_ENGINE": "spark"}, "RETAIL_LAKEHOUSE_ENGINE=spark is not available yet; use polars (the default)"),
-        ({"RETAIL_LAKEHOUSE_ENGINE": "duckdb"}, "RETAIL_LAKEHOUSE_ENGINE must be polars (the default), got 'duckdb'"),
+        ({"RETAIL_LAKEHOUSE_ENGINE": "duckdb"}, "RETAIL_LAKEHOUSE_ENGINE must be polars (the default) or spark, got 'duckdb'"),
+        (
+            {"RETAIL_LAKEHOUSE_ENGINE": "spark", "RETAIL_LAKEHOUSE_SPARK_REMOTE": "127.0.0.1:15002"},
+            "RETAIL_LAKEHOUSE_SPARK_REMOTE must be a Spark Connect URL like sc://127.0.0.1:15002, got '127.0.0.1:15002'",
+        ),
         (
             {"RETAIL_LAKEHOUSE_TOKEN_KEY": " ", "XDG_CONFIG_HOME": "/nonexistent/config"},
             (
@@ -112,7 +115,7 @@ def test_an_unknown_partition_is_refused_before_any_run_naming_the_partitions_th
             "RETAIL_LAKEHOUSE_TOKEN_KEY is set but blank: set it to your card-token key",
         ),
     ],
-    ids=["spark", "unknown-engine", "blank-key-local", "empty-key-azure"],
+    ids=["unknown-engine", "spark-remote-not-a-url", "blank-key-local", "empty-key-azure"],
 )
 def test_a_bad_setting_is_refused_when_the_code_location_loads(tmp_path, env, message):
     proc, output = _materialize(tmp_path, "--partition", START.isoformat(), **env)
@@ -124,10 +127,10 @@ def test_a_bad_setting_is_refused_when_the_code_location_loads(tmp_path, env, me
 
 def test_settings_refuse_what_the_cli_refuses_and_keep_what_they_accept():
     base = {"RETAIL_LAKEHOUSE_TOKEN_KEY": "k"}
-    with pytest.raises(SettingsError, match="RETAIL_LAKEHOUSE_ENGINE=spark is not available yet"):
-        Settings.from_env({**base, "RETAIL_LAKEHOUSE_ENGINE": "spark"})
-    with pytest.raises(SettingsError, match="not available yet"):
-        Settings(engine="spark")
+    with pytest.raises(SettingsError, match="must be polars"):
+        Settings(engine="duckdb")
+    spark = Settings.from_env({**base, "RETAIL_LAKEHOUSE_ENGINE": "spark", "RETAIL_LAKEHOUSE_SPARK_REMOTE": "sc://h:15002"})
+    assert (spark.engine, spark.spark_remote, spark.spark_master) == ("spark", "sc://h:15002", None)
     for blank in ("", "  ", "\t\n"):
         with pytest.raises(SettingsError, match="set but blank"):
             Settings.from_env({"RETAIL_LAKEHOUSE_TOKEN_KEY": blank})

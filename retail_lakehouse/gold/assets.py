@@ -11,6 +11,7 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
+from retail_lakehouse.engine import Engine, Source
 from retail_lakehouse.gold import star
 from retail_lakehouse.gold.customer360 import CUSTOMER_360_READS, build_customer_360
 from retail_lakehouse.policies import RETRY, SINGLE_RUN
@@ -67,7 +68,31 @@ def _refresh_stale_keys(
         ))
 
 
-def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.date) -> list[dg.AssetsDefinition]:
+def _engine_read(key: list[str]) -> dg.AssetIn:
+    """An input the engine reads itself (`engine.map_groups`): lineage and window, no load."""
+    return dg.AssetIn(key, dagster_type=dg.Nothing)
+
+
+def _window_source(context: dg.AssetExecutionContext, input_name: str, key: dg.AssetKey, column: str) -> Source:
+    return Source(key, column, *window_dates(context.asset_partitions_time_window_for_input(input_name)))
+
+
+def _daily_with_revenue(facts: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """agg_daily_sales of a group of whole days, and the facts' own revenue per day and channel
+    for the reconciliation check (its referee: summed from the facts, not from the aggregate)."""
+    revenue = facts.group_by("order_date", "sales_channel").agg(pl.col("sales_total").sum())
+    return {"agg": star.build_agg_daily_sales(facts), "revenue": revenue}
+
+
+def _sales_performance(facts: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    return {"report": star.build_sales_performance(facts)}
+
+
+def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.date, engine_kind: str = "polars") -> list[dg.AssetsDefinition]:
+    # The facts and the daily tables run their rules on the engine; the dimensions and the
+    # whole-table reports read small or pruned tables in this process.
+    on_engine = {**_COMMON, "kinds": {engine_kind, "delta"}}
+
     def partitioned() -> dict:
         # Facts and aggregates go stale after 24 h without a new partition, fail after 30 h.
         return {"partitions_def": partitions_def, "freshness_policy": freshness_policy()}
@@ -116,42 +141,52 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
     @dg.asset(
         **checked("fact_sales"),
         ins={
-            "sales": dg.AssetIn(["silver", "sales"]),
+            "sales": _engine_read(["silver", "sales"]),
             "dim_customer": dg.AssetIn(["gold", "dim_customer"]),
             "dim_product": dg.AssetIn(["gold", "dim_product"]),
         },
         **partitioned(),
-        **_COMMON,
+        **on_engine,
     )
     def fact_sales(
-        context: dg.AssetExecutionContext, sales: pl.LazyFrame, dim_customer: pl.LazyFrame, dim_product: pl.LazyFrame,
-        lake: Lakehouse,
+        context: dg.AssetExecutionContext, dim_customer: pl.LazyFrame, dim_product: pl.LazyFrame, lake: Lakehouse, engine: Engine
     ):
         """One row per order line, keyed to the customer and product versions valid at order time."""
-        customers, products = dim_customer.collect(), dim_product.collect()
-        facts = star.build_fact_sales(sales.collect(), customers, products, _now())
+        customers, products, now = dim_customer.collect(), dim_product.collect(), _now()
+
+        def rule(sales: pl.DataFrame) -> dict[str, pl.DataFrame]:
+            return {"facts": star.build_fact_sales(sales, customers, products, now)}
+
+        facts = engine.map_groups(lake, _window_source(context, "sales", SILVER_SALES, "order_date"), ("order_id",), rule)["facts"]
         yield from publish(context, "fact_sales", facts, checks.orphans_result(facts, days=window_days(context)), day_column="order_date")
         _refresh_stale_keys(context, lake, customers, products)
 
-    @dg.asset(**checked("fact_payment"), ins={"payments": dg.AssetIn(["silver", "payment"])}, **partitioned(), **_COMMON)
-    def fact_payment(context: dg.AssetExecutionContext, payments: pl.LazyFrame):
+    @dg.asset(**checked("fact_payment"), ins={"payments": _engine_read(["silver", "payment"])}, **partitioned(), **on_engine)
+    def fact_payment(context: dg.AssetExecutionContext, lake: Lakehouse, engine: Engine):
         """One row per payment (refunds folded in), by transaction date; card numbers only as tokens."""
-        facts = star.build_fact_payment(payments.collect(), _now())
+        now = _now()
+
+        def rule(payments: pl.DataFrame) -> dict[str, pl.DataFrame]:
+            return {"facts": star.build_fact_payment(payments, now)}
+
+        source = _window_source(context, "payments", dg.AssetKey(["silver", "payment"]), "transaction_date")
+        facts = engine.map_groups(lake, source, ("payment_id",), rule)["facts"]
         verdict = checks.refunds_within_payments_result(facts, days=window_days(context))
         yield from publish(context, "fact_payment", facts, verdict, day_column="transaction_date")
 
-    @dg.asset(**checked("agg_daily_sales"), ins={"facts": dg.AssetIn(["gold", "fact_sales"])}, **partitioned(), **_COMMON)
-    def agg_daily_sales(context: dg.AssetExecutionContext, facts: pl.LazyFrame):
+    @dg.asset(**checked("agg_daily_sales"), ins={"facts": _engine_read(["gold", "fact_sales"])}, **partitioned(), **on_engine)
+    def agg_daily_sales(context: dg.AssetExecutionContext, lake: Lakehouse, engine: Engine):
         """One row per sales date and channel: revenue, quantity, orders, lines, customers, returns, AOV."""
-        fact_sales = facts.collect()
-        agg = star.build_agg_daily_sales(fact_sales)
-        verdict = checks.revenue_reconciles_result(fact_sales, agg, days=window_days(context))
-        yield from publish(context, "agg_daily_sales", agg, verdict, day_column="sales_date")
+        out = engine.map_groups(lake, _window_source(context, "facts", FACT_SALES, "order_date"), ("order_date",), _daily_with_revenue)
+        verdict = checks.revenue_reconciles_result(out["revenue"], out["agg"], days=window_days(context))
+        yield from publish(context, "agg_daily_sales", out["agg"], verdict, day_column="sales_date")
 
-    @dg.asset(**checked("sales_performance"), ins={"facts": dg.AssetIn(["gold", "fact_sales"])}, **partitioned(), **_COMMON)
-    def sales_performance(context: dg.AssetExecutionContext, facts: pl.LazyFrame):
+    @dg.asset(**checked("sales_performance"), ins={"facts": _engine_read(["gold", "fact_sales"])}, **partitioned(), **on_engine)
+    def sales_performance(context: dg.AssetExecutionContext, lake: Lakehouse, engine: Engine):
         """Seed 000 §9.1: per day and channel, orders, revenue, average line value, returns and return rate."""
-        yield from publish(context, "sales_performance", star.build_sales_performance(facts.collect()), day_column="sales_date")
+        source = _window_source(context, "facts", FACT_SALES, "order_date")
+        frame = engine.map_groups(lake, source, ("order_date",), _sales_performance)["report"]
+        yield from publish(context, "sales_performance", frame, day_column="sales_date")
 
     @dg.asset(
         **checked("customer_lifetime_value"),

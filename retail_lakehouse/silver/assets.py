@@ -11,11 +11,13 @@ reads the drops of D..D+late_data_days.
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 import dagster as dg
 import polars as pl
 
 from retail_lakehouse import catalog
+from retail_lakehouse.engine import Engine, Source
 from retail_lakehouse.partitions import days_in, window_dates
 from retail_lakehouse.policies import RETRY, SINGLE_RUN
 from retail_lakehouse.quality import checks
@@ -54,6 +56,18 @@ def _held_outside_window(
     return latest_outside.join(stored, on=lineage, how="semi"), latest_outside.join(stored, on=lineage, how="anti")
 
 
+def _outputs(clean: Callable[[pl.DataFrame], rules.Cleaned], withheld: frozenset[dt.date], bronze: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """The rule an engine runs: bronze rows (but those of withheld drop dates) cleaned, and the
+    drop date of every bronze row for conservation."""
+    if withheld:
+        bronze = bronze.filter(~pl.col("drop_date").is_in(sorted(withheld)))
+    cleaned = clean(bronze)
+    out = {"clean": cleaned.clean, "quarantine": cleaned.quarantine, "superseded": cleaned.superseded, "drops": bronze.select("drop_date")}
+    if cleaned.history is not None:
+        out["history"] = cleaned.history
+    return out
+
+
 def _summary_metadata(balance: pl.DataFrame) -> dict[str, object]:
     totals = balance.select(pl.exclude("drop_date", "balanced").sum()).row(0, named=True)
     return {
@@ -63,14 +77,14 @@ def _summary_metadata(balance: pl.DataFrame) -> dict[str, object]:
 
 
 def build_silver_asset(
-    table: catalog.Table, partitions_def: dg.TimeWindowPartitionsDefinition, late_data_days: int
+    table: catalog.Table, partitions_def: dg.TimeWindowPartitionsDefinition, late_data_days: int, engine_kind: str = "polars"
 ) -> dg.AssetsDefinition:
     partitioned = table.partition is not None
     source = table.cleaned_from
     history = ("silver", f"{table.name}_history") in catalog.TABLES
     cleaner = CLEANERS[table.name]
     first_partition = partitions_def.start.date()
-    common = {"group_name": "silver", "kinds": {"polars", "delta"}}
+    common = {"group_name": "silver", "kinds": {engine_kind, "delta"}}
     outs = {
         "clean": dg.AssetOut(
             key=["silver", table.name],
@@ -96,6 +110,11 @@ def build_silver_asset(
     )
     path = ("silver", table.name)
     clean_key = dg.AssetKey(list(path))
+    bronze_key = dg.AssetKey(["bronze", source])
+    # What an engine that splits the input groups by: every version of a key in one group. Keyed
+    # reference data is small and has rules across keys (one email, one customer): one group.
+    schema = catalog.schema(path)
+    group_by = tuple(c for c in table.unique if schema[c] == pl.String) if partitioned else ()
 
     def clean(frame: pl.DataFrame) -> rules.Cleaned:
         return cleaner(frame, late_data_days, first_partition) if table.late else cleaner(frame)
@@ -110,15 +129,22 @@ def build_silver_asset(
     @dg.multi_asset(
         name=f"silver_{table.name}",
         outs=outs,
-        ins={"bronze": dg.AssetIn(["bronze", source], partition_mapping=mapping)},
+        # Read by the engine, not loaded by the I/O manager: the dependency gives lineage and the window.
+        ins={"bronze": dg.AssetIn(["bronze", source], partition_mapping=mapping, dagster_type=dg.Nothing)},
         check_specs=check_specs_for(clean_key),
         partitions_def=partitions_def if partitioned else None,
         backfill_policy=SINGLE_RUN,
         retry_policy=RETRY,
     )
-    def _silver(context: dg.AssetExecutionContext, bronze: pl.LazyFrame, lake: Lakehouse):
-        frame = bronze.collect()
-        cleaned = clean(frame)
+    def _silver(context: dg.AssetExecutionContext, lake: Lakehouse, engine: Engine):
+        def run(withheld: frozenset[dt.date] = frozenset()) -> tuple[pl.DataFrame, rules.Cleaned]:
+            bronze = Source(bronze_key)
+            if partitioned:
+                bronze = Source(bronze_key, "drop_date", *window_dates(context.asset_partitions_time_window_for_input("bronze")))
+            out = engine.map_groups(lake, bronze, group_by, partial(_outputs, clean, withheld))
+            return out["drops"], rules.Cleaned(out["clean"], out["quarantine"], out["superseded"], out.get("history"))
+
+        drops, cleaned = run()
         if partitioned:
             first, end = window_dates(context.partition_time_window)
             days = days_in(first, end)
@@ -130,7 +156,7 @@ def build_silver_asset(
                 lake, clean_key, cleaned.clean.filter(~in_partitions & in_window), table.partition, first, end
             )
             balance = rules.conservation(
-                frame.filter(in_window),
+                drops.filter(in_window),
                 replace(cleaned, quarantine=quarantine, superseded=cleaned.superseded.filter(in_window)),
                 silver=pl.concat([rows.select("drop_date"), held.select("drop_date")]),
                 days=days,
@@ -144,14 +170,14 @@ def build_silver_asset(
             yield dg.Output(Audited(rows, failed), output_name="clean", metadata=_summary_metadata(balance))
             yield dg.Output(Audited(quarantine, failed), output_name="quarantine")
         else:
-            days = sorted(frame["drop_date"].unique().drop_nulls().to_list())
-            balance = rules.conservation(frame, cleaned)
+            days = sorted(drops["drop_date"].unique().drop_nulls().to_list())
+            balance = rules.conservation(drops, cleaned)
             verdicts = audit(cleaned.clean, balance, cleaned.quarantine, "drop_date", days)
             failed = frozenset().union(*(v.failed_days for v in verdicts))
             whole = any(v.blocks for v in verdicts) and not failed
             if failed:
                 # The failing drops are withheld: the table is published from every other drop.
-                cleaned = clean(frame.filter(~pl.col("drop_date").is_in(sorted(failed))))
+                _, cleaned = run(failed)
             meta = {**_summary_metadata(balance), "withheld_drop_dates": ", ".join(d.isoformat() for d in sorted(failed)) or "none"}
             yield dg.Output(Audited(cleaned.clean, failed=whole), output_name="clean", metadata=meta)
             yield dg.Output(Audited(cleaned.quarantine, failed=whole), output_name="quarantine")
@@ -165,5 +191,5 @@ def build_silver_asset(
     return _silver
 
 
-def build_silver_assets(partitions_def: dg.PartitionsDefinition, late_data_days: int) -> list[dg.AssetsDefinition]:
-    return [build_silver_asset(t, partitions_def, late_data_days) for t in catalog.tables("silver", catalog.CLEAN)]
+def build_silver_assets(partitions_def: dg.PartitionsDefinition, late_data_days: int, engine_kind: str = "polars") -> list[dg.AssetsDefinition]:
+    return [build_silver_asset(t, partitions_def, late_data_days, engine_kind) for t in catalog.tables("silver", catalog.CLEAN)]

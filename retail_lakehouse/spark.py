@@ -1,0 +1,121 @@
+"""The Spark engine (`RETAIL_LAKEHOUSE_ENGINE=spark`): the Polars rules run per key group in Spark's
+Python workers; see `retail_lakehouse/engine.py` for the design and README "Spark" for clusters.
+
+The session is dagster-pyspark's `LazyPySparkResource`: it starts on the first rule that runs, so
+definitions load and runs that never reach an engine-run asset start no JVM.
+"""
+
+import io
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+import polars as pl
+import pyarrow as pa
+from dagster_pyspark import LazyPySparkResource
+from pydantic import Field
+
+from retail_lakehouse.engine import Engine, Rule, Source
+from retail_lakehouse.storage import Lakehouse
+
+# What every group returns to the driver: one row per named frame, as Arrow IPC.
+_PACKED = "output string, ipc binary"
+
+
+def spark_config(master: str | None, remote: str | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The session settings that make Spark's results equal Polars': UTC session time zone,
+    microsecond timestamps, Arrow transfer; local sessions listen on 127.0.0.1 only."""
+    conf = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+    }
+    if remote:
+        conf["spark.remote"] = remote
+    else:
+        conf.update({
+            "spark.master": master or "local[2]",
+            "spark.driver.host": "127.0.0.1",
+            "spark.driver.bindAddress": "127.0.0.1",
+            "spark.ui.enabled": "false",
+            # Few and small groups: the default 200 shuffle partitions would mostly be empty tasks.
+            "spark.sql.shuffle.partitions": "8",
+        })
+    conf.update(extra or {})
+    return conf
+
+
+class SparkEngine(Engine):
+    """Spark distributes each rule's groups to its Python workers (see the module docstring)."""
+
+    spark: LazyPySparkResource
+    groups: int = Field(default=8, description="Hash groups a rule's input is split into; each is one Polars frame in a worker.")
+
+    @property
+    def kind(self) -> str:
+        return "spark"
+
+    def session(self):
+        if "spark.remote" not in self.spark.spark_config:
+            # Local workers are this interpreter, so they import the same Polars and rules.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        return self.spark.spark_session
+
+    def read(self, lake: Lakehouse, source: Source):
+        """The source as a Spark DataFrame, or None when it has no data files."""
+        from pyspark.sql import functions as F
+
+        files = lake.file_uris(source.key, source.column, source.first, source.end)
+        if not files:
+            return None
+        frame = self.session().read.option("basePath", lake.table_uri(source.key)).parquet(*files)
+        if source.column:
+            day = F.col(source.column)
+            frame = frame.filter((day >= F.lit(source.first)) & (day < F.lit(source.end)))
+        return frame.select(*source.columns) if source.columns else frame
+
+    def map_groups(self, lake: Lakehouse, source: Source, by: Sequence[str], rule: Rule) -> dict[str, pl.DataFrame]:
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import StringType
+
+        schema = source.schema(lake)
+        # The rule over no rows gives every output's schema, and the outputs when there is no data.
+        empty = dict(rule(pl.DataFrame(schema=schema)))
+        frame = self.read(lake, source)
+        if frame is None:
+            return empty
+        def key(c: str):
+            column = F.col(c)
+            if isinstance(frame.schema[c].dataType, StringType):
+                # The rules trim text keys (Polars' strip_chars: Unicode whitespace), so " A1" and "A1" share a group.
+                column = F.nullif(F.regexp_replace(column, r"(?U)^\s+|\s+$", ""), F.lit(""))
+            return column
+
+        bucket = F.pmod(F.hash(*[key(c) for c in by]), F.lit(self.groups)) if by else F.lit(0)
+        packed = frame.groupBy(bucket.alias("_group")).applyInArrow(_group_function(rule, dict(schema)), _PACKED).toArrow()
+        parts: dict[str, list[pl.DataFrame]] = {name: [out] for name, out in empty.items()}
+        for name, blob in zip(packed.column("output").to_pylist(), packed.column("ipc").to_pylist()):
+            parts[name].append(pl.read_ipc(io.BytesIO(blob)))
+        # Vertical concatenation: a group whose output drifted from the rule's schema fails here.
+        return {name: pl.concat(frames, how="vertical") for name, frames in parts.items()}
+
+
+def _group_function(rule: Rule, schema: Mapping[str, pl.DataType]):
+    # applyInArrow tells an Arrow function from a pandas one by its type hints: a plain function, not a partial.
+    def run_group(table: pa.Table) -> pa.Table:
+        """In a Spark worker: one group, as the Polars engine would see it (same columns, order
+        and types), through the rule; its outputs packed as Arrow IPC."""
+        frame = pl.from_arrow(table).select(list(schema)).cast(dict(schema))
+        names, blobs = [], []
+        for name, out in rule(frame).items():
+            sink = io.BytesIO()
+            out.write_ipc(sink)
+            names.append(name)
+            blobs.append(sink.getvalue())
+        return pa.table({"output": pa.array(names, pa.string()), "ipc": pa.array(blobs, pa.binary())})
+
+    return run_group
+
+
+def build_spark_engine(master: str | None = None, remote: str | None = None) -> SparkEngine:
+    return SparkEngine(spark=LazyPySparkResource(spark_config=spark_config(master, remote)))
