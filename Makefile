@@ -29,7 +29,13 @@ $(NODE_STAMP): package.json package-lock.json
 	$(NPM) ci --no-audit --no-fund
 	touch $@
 
-test: setup $(NODE_STAMP)
+# The tests also start a Spark Connect server, whose client is an extra (pyproject.toml).
+CONNECT_STAMP := $(VENV)/.spark-connect-stamp
+$(CONNECT_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,spark-connect]'
+	touch $@
+
+test: setup $(NODE_STAMP) $(CONNECT_STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: setup

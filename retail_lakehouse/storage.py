@@ -303,9 +303,9 @@ class Lakehouse(dg.ConfigurableResource):
     def file_uris(
         self, key: dg.AssetKey, column: str | None = None, first: dt.date | None = None, end: dt.date | None = None
     ) -> list[str]:
-        """The data files of the table's current version (of the partitions `[first, end)` of
-        `column`, when it partitions the table), for engines that read Parquet themselves: the
-        folder also holds files that deletes and overwrites removed."""
+        """The data files of the table's current version (those that can hold rows of `[first,
+        end)` of `column`, when given), for engines that read Parquet themselves: the folder also
+        holds files that deletes and overwrites removed."""
         with self.storage_errors(key, "listing the files of"):
             uri, options = self.table_uri(key), self.storage_options(key)
             if not table_exists(uri, options):
@@ -315,10 +315,9 @@ class Lakehouse(dg.ConfigurableResource):
             unsupported = {"deletionVectors", "columnMapping"} & set(table.protocol().reader_features or ())
             if unsupported:
                 raise ValueError(f"{key.to_user_string()} uses {', '.join(sorted(unsupported))}: its files cannot be read without a Delta reader")
-            filters = None
-            if column is not None and column in table.metadata().partition_columns:
-                filters = [(column, ">=", first.isoformat()), (column, "<", end.isoformat())]
-            return table.file_uris(partition_filters=filters)
+            # Prunes by partition values and file statistics; the reader still filters the rows.
+            predicate = window_predicate(column, first, end) if column is not None else None
+            return table.file_uris(file_pruning_predicate=predicate)
 
     def read(self, key: dg.AssetKey) -> pl.DataFrame:
         with self.storage_errors(key, "reading"):

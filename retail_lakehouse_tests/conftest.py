@@ -14,6 +14,8 @@ from retail_lakehouse.orchestration import run_range
 from retail_lakehouse.settings import Settings
 
 START = dt.date(2026, 9, 1)
+# One fixed test key, so that lakes built side by side (and CLI runs beside them) tokenize cards alike.
+TEST_TOKEN_KEY = "test-card-token-key-not-a-secret"
 
 
 @dataclass
@@ -35,16 +37,16 @@ class Lake:
         return run_range(self.defs, first, last or first, selection=selection, **kw)
 
 
-def make_lake(root: Path, landing: Path, start: dt.date = START) -> Lake:
-    # One fixed test key, so that lakes built side by side tokenize cards alike.
+def make_lake(root: Path, landing: Path, start: dt.date = START, **overrides: object) -> Lake:
     key_file = root / "secrets" / "card_token.key"
     key_file.parent.mkdir(parents=True, exist_ok=True)
-    key_file.write_text("test-card-token-key-not-a-secret")
+    key_file.write_text(TEST_TOKEN_KEY)
     settings = Settings(
         landing_root=landing,
         lake_root=root / "lakehouse",
         start_date=start,
         token_key_file=key_file,
+        **overrides,
     )
     return Lake(settings, build_defs(settings))
 

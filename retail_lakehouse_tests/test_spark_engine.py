@@ -1,0 +1,144 @@
+"""The Spark engine against the Polars one: the same lakehouse, row for row and to the cent.
+
+Spark is real: `local[2]` in this process, and a Spark Connect server started by the test. Polars
+is the referee, and it is itself pinned by the independent referees of the other tests.
+"""
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+from deltalake import DeltaTable
+
+from retail_lakehouse.definitions import build_defs
+from retail_lakehouse.engine import Source
+from retail_lakehouse.settings import Settings
+from retail_lakehouse.spark import build_spark_engine
+from retail_lakehouse.storage import LocalLakehouse
+from retail_lakehouse_tests.conftest import START, TEST_TOKEN_KEY, make_lake
+from retail_lakehouse_tests.spark_connect import spark_connect_server
+
+pytestmark = pytest.mark.spark
+
+# Load times differ between any two runs, whatever the engine; the audit log names each run.
+RUN_TIMESTAMPS = ("_ingested_at", "load_timestamp")
+NOT_COMPARED = {("ops", "audit_log")}
+
+
+def _tables(root: Path) -> dict[tuple[str, str], Path]:
+    return {(p.parent.name, p.name): p for p in sorted(root.glob("*/*")) if (p / "_delta_log").is_dir()}
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    frame = frame.drop([c for c in RUN_TIMESTAMPS if c in frame.columns])
+    return frame.sort([c for c, t in frame.schema.items() if not isinstance(t, (pl.List, pl.Struct))], nulls_last=True)
+
+
+def assert_same_lakehouse(expected_root: Path, actual_root: Path) -> dict[tuple[str, str], int]:
+    expected, actual = _tables(expected_root), _tables(actual_root)
+    assert sorted(actual) == sorted(expected)
+    rows = {}
+    for key in sorted(set(expected) - NOT_COMPARED):
+        want, got = _sorted(pl.read_delta(str(expected[key]))), _sorted(pl.read_delta(str(actual[key])))
+        assert got.schema == want.schema, key
+        assert got.equals(want), f"{'/'.join(key)} differs between the engines"
+        rows[key] = want.height
+    return rows
+
+
+def _run_in_two_windows(lake, days: int) -> None:
+    # Two runs, so the second's late-data window reaches back into partitions the first wrote.
+    cut = START + dt.timedelta(days=days * 3 // 4)
+    assert lake.run(START, cut - dt.timedelta(days=1)).success
+    assert lake.run(cut, START + dt.timedelta(days=days - 1)).success
+
+
+def test_spark_local_builds_the_same_lakehouse_as_polars(generated_landing, tmp_path):
+    polars_lake = make_lake(tmp_path / "polars", generated_landing)
+    spark_lake = make_lake(tmp_path / "spark", generated_landing, engine="spark")
+    for lake in (polars_lake, spark_lake):
+        _run_in_two_windows(lake, 40)
+    rows = assert_same_lakehouse(polars_lake.settings.lake_root, spark_lake.settings.lake_root)
+    # The comparison is over what makes the engines differ: dirty rows, late returns, rejected files.
+    for key in [("silver", "sales_quarantine"), ("silver", "payment_quarantine"), ("bronze", "rejected_files"), ("gold", "fact_sales")]:
+        assert rows[key] > 0, key
+    returns = pl.read_delta(str(spark_lake.settings.lake_root / "silver" / "sales")).filter(pl.col("is_returned"))
+    assert returns.filter(pl.col("return_date") > pl.col("order_date")).height > 0
+
+
+def test_the_readme_backfill_on_a_spark_connect_server_builds_the_same_lakehouse(generated_landing, tmp_path):
+    days = 8
+    last = START + dt.timedelta(days=days - 1)
+    polars_lake = make_lake(tmp_path / "polars", generated_landing)
+    assert polars_lake.run(START, last).success
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with spark_connect_server(tmp_path / "spark-connect.log") as url:
+        # The user's path, in its own process: one Python process cannot hold a local and a remote session.
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "RETAIL_LAKEHOUSE_ENGINE": "spark",
+            "RETAIL_LAKEHOUSE_SPARK_REMOTE": url,
+            "RETAIL_LAKEHOUSE_LANDING_ROOT": str(generated_landing),
+            "RETAIL_LAKEHOUSE_LAKE_ROOT": str(tmp_path / "remote" / "lakehouse"),
+            "RETAIL_LAKEHOUSE_START_DATE": START.isoformat(),
+            "RETAIL_LAKEHOUSE_TOKEN_KEY": TEST_TOKEN_KEY,
+        }
+        command = [
+            str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "retail_lakehouse.definitions",
+            "--select", "group:bronze or group:silver or group:gold", "--partition-range", f"{START}...{last}",
+        ]
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, check=False)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert_same_lakehouse(polars_lake.settings.lake_root, tmp_path / "remote" / "lakehouse")
+    # The remote path was taken: the server's own Python workers ran the groups.
+    assert "Starting Python task execution" in (tmp_path / "spark-connect.log").read_text()
+
+
+def test_spark_reads_a_polars_written_table_after_an_overwrite_and_a_delete(tmp_path):
+    lake = LocalLakehouse(root=str(tmp_path / "lakehouse"))
+    key = dg.AssetKey(["gold", "t"])
+    days = [START + dt.timedelta(days=i) for i in range(4)]
+    frame = pl.DataFrame({"day": [d for d in days for _ in range(3)], "n": list(range(12)), "amount": [f"{i}.25" for i in range(12)]})
+    frame = frame.with_columns(pl.col("amount").cast(pl.Decimal(18, 2)))
+    lake.write_window(key, frame, "day", days[0], days[-1] + dt.timedelta(days=1))
+    # A partition overwrite and a delete: both leave removed files in the folder.
+    lake.write_days(key, pl.DataFrame({"day": [days[1]], "n": [100], "amount": ["9.99"]}).with_columns(pl.col("amount").cast(pl.Decimal(18, 2))), "day", [days[1]])
+    DeltaTable(lake.table_uri(key)).delete("n = 7")
+    assert len(list(Path(lake.table_uri(key)).rglob("*.parquet"))) > len(lake.file_uris(key))
+
+    engine = build_spark_engine()
+    window = Source(key, "day", days[1], days[3])
+    seen = pl.from_arrow(engine.read(lake, window).toArrow())
+    want = lake.scan(key, "day", days[1], days[3]).collect()
+    assert sorted(seen.select(want.columns).rows()) == sorted(want.rows())
+    assert sorted(seen["n"].to_list()) == [6, 8, 100]
+    # And the other way round: what a Spark rule returns is committed by delta-rs and read by Polars.
+    out = engine.map_groups(lake, Source(key), ("day",), lambda f: {"t": f.with_columns(pl.col("amount") * 2)})["t"]
+    lake.write_whole(dg.AssetKey(["gold", "t2"]), out)
+    doubled = pl.read_delta(lake.table_uri(dg.AssetKey(["gold", "t2"])))
+    assert doubled["amount"].sum() == 2 * lake.read(key)["amount"].sum()
+
+
+def test_the_engine_is_in_kinds_and_no_jvm_starts_before_a_rule_runs():
+    polars_graph = build_defs(Settings()).resolve_asset_graph()
+    assert "polars" in polars_graph.get(dg.AssetKey(["gold", "fact_sales"])).kinds
+    code = (
+        "import sys; from retail_lakehouse.definitions import build_defs; from retail_lakehouse.settings import Settings; "
+        "build_defs(Settings()); polars = 'retail_lakehouse.spark' in sys.modules; "
+        "defs = build_defs(Settings(engine='spark')); defs.resolve_asset_graph(); "
+        "from pyspark import SparkContext; print(polars, SparkContext._active_spark_context is not None)"
+    )
+    # A fresh process: this one may already hold the session of another test.
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
+    graph = build_defs(Settings(engine="spark")).resolve_asset_graph()
+    for path in (["silver", "sales"], ["gold", "fact_sales"], ["gold", "agg_daily_sales"]):
+        assert "spark" in graph.get(dg.AssetKey(path)).kinds
