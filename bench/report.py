@@ -9,8 +9,8 @@ import platform
 from pathlib import Path
 
 MIB_PER_GB = 1024  # memory targets in GiB; the table shows MiB ("MB")
-PLOTTED = ("a", "c", "d", "e", "f")
-COLORS = {"a": "C0", "c": "C1", "d": "C2", "e": "C3", "f": "C4"}  # (b) is a fixed cost over a few lines: per-line figures mean nothing
+PLOTTED = ("a", "c", "d", "e", "f", "g")
+COLORS = {"a": "C0", "c": "C1", "d": "C2", "e": "C3", "f": "C4", "g": "C5"}  # (b) is a fixed cost over a few lines: per-line figures mean nothing
 
 
 def _versions() -> dict[str, str]:

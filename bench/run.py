@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TIME = Path("/usr/bin/time")
 SELECTION = "group:bronze or group:silver or group:gold"
 BENCH_TOKEN_KEY = "bench-token-key-not-a-secret"
-ORDER = ("a", "b", "b_all", "c", "d", "e", "f")
+ORDER = ("a", "b", "b_all", "c", "d", "e", "f", "g")
 LABELS = {
     "a": "(a) Dagster CLI backfill of the range, fresh instance, Delta",
     "b": "(b) same, 5 clean records per file, dimensions whole",
@@ -49,6 +49,7 @@ LABELS = {
     "d": "(d) project transforms, plain Python, no Dagster/Delta, Parquet",
     "e": "(e) DuckDB SQL, seeds' subset, Parquet",
     "f": "(f) seeds' PySpark local[2], seeds' subset, Parquet",
+    "g": "(g) as (a), on the Spark engine (local[2])",
 }
 
 
@@ -392,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         code_note = (f"`retail_lakehouse/` of the last commit ({git_state().split(' +')[0]})" if head else
                      f"a snapshot of the working tree taken {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC ({git_state()})")
     landing = generate(workdir, code, args.scale, args.days, first, args.seed)
-    if any(i in impls for i in ("a", "b", "b_all")):
+    if any(i in impls for i in ("a", "b", "b_all", "g")):
         for attempt in range(1, 6):
             problem = preflight(code, landing, first, workdir, cli)
             if problem is None:
@@ -404,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(30)
             code = snapshot(workdir)
             code_note = f"a snapshot of the working tree taken {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC ({git_state()})"
-    landings = {"a": landing, "c": landing, "d": landing, "e": landing, "f": landing}
+    landings = {"a": landing, "c": landing, "d": landing, "e": landing, "f": landing, "g": landing}
     if "b" in impls:
         landings["b"] = cut_copy(landing, "dims-whole")
     if "b_all" in impls:
@@ -431,9 +432,11 @@ def main(argv: list[str] | None = None) -> int:
             for impl in impls:
                 run_dir = runs / f"r{r}-{'a' if impl == 'c' else impl}"
                 log_dir = runs / "logs" / f"r{r}-{impl}"
-                if impl in ("a", "b", "b_all"):
+                if impl in ("a", "b", "b_all", "g"):
                     home = fresh_instance(run_dir, code)
                     env = dagster_env(code, home, landings[impl], run_dir / "lake", first)
+                    if impl == "g":
+                        env["RETAIL_LAKEHOUSE_ENGINE"] = "spark"
                     cmd = dagster_cmd(cli, first, last, SELECTION)
                     agg_path = run_dir / "lake" / "gold" / "agg_daily_sales"
                 elif impl == "c":

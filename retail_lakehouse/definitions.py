@@ -47,7 +47,9 @@ warnings.filterwarnings(
 def build_resources(settings: Settings) -> dict[str, object]:
     common = {
         "card_tokenizer": _card_tokenizer(settings),
-        "engine": build_engine(settings.engine, settings.spark_master, settings.spark_remote),
+        "engine": build_engine(
+            settings.engine, settings.spark_master, dg.EnvVar("RETAIL_LAKEHOUSE_SPARK_REMOTE") if settings.spark_remote_from_env else None
+        ),
     }
     if settings.env == "azure":
         from retail_lakehouse.azure import build_azure_resources

@@ -73,7 +73,7 @@ class PolarsEngine(Engine):
         return dict(rule(source.scan(lake).collect()))
 
 
-def build_engine(engine: str, master: str | None = None, remote: str | None = None) -> Engine:
+def build_engine(engine: str, master: str | None = None, remote: str | dg.EnvVar | None = None) -> Engine:
     if engine == "spark":
         # Imported only here: a Polars deployment never imports pyspark.
         from retail_lakehouse.spark import build_spark_engine

@@ -79,9 +79,10 @@ class Settings:
     lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS
     # Low-stock alerts are POSTed here as well as logged (RETAIL_LAKEHOUSE_ALERT_WEBHOOK).
     alert_webhook: str | None = None
-    # Spark engine: a master URL (local[N] by default) or a Spark Connect URL (sc://host:port).
+    # Spark engine: a master URL (local[N] by default); True when RETAIL_LAKEHOUSE_SPARK_REMOTE (a
+    # Spark Connect URL, which may carry a token) is set: the engine then reads it through EnvVar.
     spark_master: str | None = None
-    spark_remote: str | None = None
+    spark_remote_from_env: bool = False
     # True when RETAIL_LAKEHOUSE_TOKEN_KEY is set: the tokenizer then reads it through EnvVar.
     token_key_from_env: bool = False
     # Azure mode: public values, and "set" for each secret variable that is present.
@@ -130,7 +131,8 @@ class Settings:
             )
         spark_remote = env.get("RETAIL_LAKEHOUSE_SPARK_REMOTE") or None
         if spark_remote is not None and not spark_remote.startswith("sc://"):
-            raise SettingsError(f"RETAIL_LAKEHOUSE_SPARK_REMOTE must be a Spark Connect URL like sc://127.0.0.1:15002, got {spark_remote!r}")
+            # Not echoed: a Databricks Connect URL carries a token.
+            raise SettingsError("RETAIL_LAKEHOUSE_SPARK_REMOTE must be a Spark Connect URL like sc://127.0.0.1:15002")
         azure_env = {n: env[n] for n in AZURE_PUBLIC_VARIABLES if env.get(n)}
         azure_env.update({n: "set" for n in AZURE_SECRET_VARIABLES if env.get(n)})
         if kind == "azure" and "AZURE_STORAGE_ACCOUNT_NAME" not in azure_env:
@@ -147,7 +149,7 @@ class Settings:
             token_key_from_env=token_key is not None,
             alert_webhook=env.get("RETAIL_LAKEHOUSE_ALERT_WEBHOOK") or None,
             spark_master=env.get("RETAIL_LAKEHOUSE_SPARK_MASTER") or None,
-            spark_remote=spark_remote,
+            spark_remote_from_env=spark_remote is not None,
         )
 
 

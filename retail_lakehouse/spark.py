@@ -10,10 +10,11 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
+import dagster as dg
 import polars as pl
 import pyarrow as pa
 from dagster_pyspark import LazyPySparkResource
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from retail_lakehouse.engine import Engine, Rule, Source
 from retail_lakehouse.storage import Lakehouse
@@ -22,43 +23,59 @@ from retail_lakehouse.storage import Lakehouse
 _PACKED = "output string, ipc binary"
 
 
-def spark_config(master: str | None, remote: str | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def spark_config() -> dict[str, str]:
     """The session settings that make Spark's results equal Polars': UTC session time zone,
-    microsecond timestamps, Arrow transfer; local sessions listen on 127.0.0.1 only."""
-    conf = {
+    microsecond timestamps, Arrow transfer. A local master listens on 127.0.0.1 only."""
+    return {
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
     }
-    if remote:
-        conf["spark.remote"] = remote
-    else:
+
+
+def _master_config(master: str | None) -> dict[str, str]:
+    """What only a session this process starts can set (a Connect server's are the cluster's)."""
+    master = master or "local[2]"
+    conf = {
+        "spark.master": master,
+        "spark.ui.enabled": "false",
+        # The groups' results are collected for delta-rs to commit: a window's output, not a sample.
+        "spark.driver.maxResultSize": "0",
+    }
+    if master.startswith("local"):
         conf.update({
-            "spark.master": master or "local[2]",
             "spark.driver.host": "127.0.0.1",
             "spark.driver.bindAddress": "127.0.0.1",
-            "spark.ui.enabled": "false",
             # Few and small groups: the default 200 shuffle partitions would mostly be empty tasks.
             "spark.sql.shuffle.partitions": "8",
         })
-    conf.update(extra or {})
     return conf
 
 
 class SparkEngine(Engine):
     """Spark distributes each rule's groups to its Python workers (see the module docstring)."""
 
+    # The session of a master this process starts (dagster-pyspark's lazy resource).
     spark: LazyPySparkResource
+    # A Spark Connect URL instead (`sc://host:port`, Databricks Connect's with its token): given
+    # through EnvVar, so the UI shows the variable's name, never the URL.
+    remote: str | None = None
     groups: int = Field(default=8, description="Hash groups a rule's input is split into; each is one Polars frame in a worker.")
+    _remote_session: object = PrivateAttr(default=None)
 
     @property
     def kind(self) -> str:
         return "spark"
 
     def session(self):
-        if "spark.remote" not in self.spark.spark_config:
-            # Local workers are this interpreter, so they import the same Polars and rules.
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        if self.remote:
+            if self._remote_session is None:
+                from pyspark.sql import SparkSession
+
+                self._remote_session = SparkSession.builder.remote(self.remote).config(map=self.spark.spark_config).getOrCreate()
+            return self._remote_session
+        # Local workers are this interpreter, so they import the same Polars and rules.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         return self.spark.spark_session
 
     def read(self, lake: Lakehouse, source: Source):
@@ -117,5 +134,6 @@ def _group_function(rule: Rule, schema: Mapping[str, pl.DataType]):
     return run_group
 
 
-def build_spark_engine(master: str | None = None, remote: str | None = None) -> SparkEngine:
-    return SparkEngine(spark=LazyPySparkResource(spark_config=spark_config(master, remote)))
+def build_spark_engine(master: str | None = None, remote: str | dg.EnvVar | None = None) -> SparkEngine:
+    conf = spark_config() if remote else {**spark_config(), **_master_config(master)}
+    return SparkEngine(spark=LazyPySparkResource(spark_config=conf), remote=remote)
