@@ -60,7 +60,7 @@ class SparkEngine(Engine):
     # A Spark Connect URL instead (`sc://host:port`, Databricks Connect's with its token): given
     # through EnvVar, so the UI shows the variable's name, never the URL.
     remote: str | None = None
-    groups: int = Field(default=8, description="Hash groups a rule's input is split into; each is one Polars frame in a worker.")
+    groups: int = Field(default=8, description="Fewest hash groups a rule's input is split into (at least one per data file); each is one Polars frame in a worker.")
     _remote_session: object = PrivateAttr(default=None)
 
     @property
@@ -108,7 +108,10 @@ class SparkEngine(Engine):
                 column = F.nullif(F.regexp_replace(column, r"(?U)^\s+|\s+$", ""), F.lit(""))
             return column
 
-        bucket = F.pmod(F.hash(*[key(c) for c in by]), F.lit(self.groups)) if by else F.lit(0)
+        # At least a group per data file (a day's drop, a day of a table), so a group stays the size
+        # of a day or so however long the window: its results travel as one Arrow value (< 2 GB).
+        groups = max(self.groups, len(frame.inputFiles()))
+        bucket = F.pmod(F.hash(*[key(c) for c in by]), F.lit(groups)) if by else F.lit(0)
         packed = frame.groupBy(bucket.alias("_group")).applyInArrow(_group_function(rule, dict(schema)), _PACKED).toArrow()
         parts: dict[str, list[pl.DataFrame]] = {name: [out] for name, out in empty.items()}
         for name, blob in zip(packed.column("output").to_pylist(), packed.column("ipc").to_pylist()):
