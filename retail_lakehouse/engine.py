@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import dagster as dg
 import polars as pl
 
+from retail_lakehouse.partitions import window_dates
 from retail_lakehouse.storage import Lakehouse
 
 # A rule as the engines run it: one group of the input in, named frames out.
@@ -31,18 +32,21 @@ Rule = Callable[[pl.DataFrame], Mapping[str, pl.DataFrame]]
 
 @dataclass(frozen=True)
 class Source:
-    """The rows a rule reads: a table, the window `[first, end)` of its Date column `column` (none:
-    the whole table), and the columns it needs (none: all)."""
+    """The rows a rule reads: a table, and the window `[first, end)` of its Date column `column`
+    (none: the whole table)."""
 
     key: dg.AssetKey
     column: str | None = None
     first: dt.date | None = None
     end: dt.date | None = None
-    columns: tuple[str, ...] | None = None
+
+    @classmethod
+    def for_input(cls, context: dg.AssetExecutionContext, input_name: str, key: dg.AssetKey, column: str) -> "Source":
+        """The window of `key` that the asset's partition mapping gives its input `input_name`."""
+        return cls(key, column, *window_dates(context.asset_partitions_time_window_for_input(input_name)))
 
     def scan(self, lake: Lakehouse) -> pl.LazyFrame:
-        lf = lake.scan(self.key, self.column, self.first, self.end)
-        return lf.select(self.columns) if self.columns else lf
+        return lake.scan(self.key, self.column, self.first, self.end)
 
     def schema(self, lake: Lakehouse) -> pl.Schema:
         return self.scan(lake).collect_schema()
@@ -50,10 +54,6 @@ class Source:
 
 class Engine(dg.ConfigurableResource):
     """The `engine` resource: runs a rule over a source, grouped by `by` where the engine splits."""
-
-    @property
-    def kind(self) -> str:
-        raise NotImplementedError
 
     def map_groups(self, lake: Lakehouse, source: Source, by: Sequence[str], rule: Rule) -> dict[str, pl.DataFrame]:
         """`rule` over `source`. An engine that splits the input keeps rows with equal `by` values
@@ -64,10 +64,6 @@ class Engine(dg.ConfigurableResource):
 
 class PolarsEngine(Engine):
     """The rule once, over the whole source, in this process."""
-
-    @property
-    def kind(self) -> str:
-        return "polars"
 
     def map_groups(self, lake: Lakehouse, source: Source, by: Sequence[str], rule: Rule) -> dict[str, pl.DataFrame]:
         return dict(rule(source.scan(lake).collect()))

@@ -63,10 +63,6 @@ class SparkEngine(Engine):
     groups: int = Field(default=8, description="Fewest hash groups a rule's input is split into (at least one per data file); each is one Polars frame in a worker.")
     _remote_session: object = PrivateAttr(default=None)
 
-    @property
-    def kind(self) -> str:
-        return "spark"
-
     def session(self):
         if self.remote:
             if self._remote_session is None:
@@ -89,7 +85,7 @@ class SparkEngine(Engine):
         if source.column:
             day = F.col(source.column)
             frame = frame.filter((day >= F.lit(source.first)) & (day < F.lit(source.end)))
-        return frame.select(*source.columns) if source.columns else frame
+        return frame
 
     def map_groups(self, lake: Lakehouse, source: Source, by: Sequence[str], rule: Rule) -> dict[str, pl.DataFrame]:
         from pyspark.sql import functions as F
@@ -101,6 +97,7 @@ class SparkEngine(Engine):
         frame = self.read(lake, source)
         if frame is None:
             return empty
+
         def key(c: str):
             column = F.col(c)
             if isinstance(frame.schema[c].dataType, StringType):

@@ -73,10 +73,6 @@ def _engine_read(key: list[str]) -> dg.AssetIn:
     return dg.AssetIn(key, dagster_type=dg.Nothing)
 
 
-def _window_source(context: dg.AssetExecutionContext, input_name: str, key: dg.AssetKey, column: str) -> Source:
-    return Source(key, column, *window_dates(context.asset_partitions_time_window_for_input(input_name)))
-
-
 def _daily_with_revenue(facts: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """agg_daily_sales of a group of whole days, and the facts' own revenue per day and channel
     for the reconciliation check (its referee: summed from the facts, not from the aggregate)."""
@@ -157,7 +153,7 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
         def rule(sales: pl.DataFrame) -> dict[str, pl.DataFrame]:
             return {"facts": star.build_fact_sales(sales, customers, products, now)}
 
-        facts = engine.map_groups(lake, _window_source(context, "sales", SILVER_SALES, "order_date"), ("order_id",), rule)["facts"]
+        facts = engine.map_groups(lake, Source.for_input(context, "sales", SILVER_SALES, "order_date"), ("order_id",), rule)["facts"]
         yield from publish(context, "fact_sales", facts, checks.orphans_result(facts, days=window_days(context)), day_column="order_date")
         _refresh_stale_keys(context, lake, customers, products)
 
@@ -169,7 +165,7 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
         def rule(payments: pl.DataFrame) -> dict[str, pl.DataFrame]:
             return {"facts": star.build_fact_payment(payments, now)}
 
-        source = _window_source(context, "payments", dg.AssetKey(["silver", "payment"]), "transaction_date")
+        source = Source.for_input(context, "payments", dg.AssetKey(["silver", "payment"]), "transaction_date")
         facts = engine.map_groups(lake, source, ("payment_id",), rule)["facts"]
         verdict = checks.refunds_within_payments_result(facts, days=window_days(context))
         yield from publish(context, "fact_payment", facts, verdict, day_column="transaction_date")
@@ -177,14 +173,14 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
     @dg.asset(**checked("agg_daily_sales"), ins={"facts": _engine_read(["gold", "fact_sales"])}, **partitioned(), **on_engine)
     def agg_daily_sales(context: dg.AssetExecutionContext, lake: Lakehouse, engine: Engine):
         """One row per sales date and channel: revenue, quantity, orders, lines, customers, returns, AOV."""
-        out = engine.map_groups(lake, _window_source(context, "facts", FACT_SALES, "order_date"), ("order_date",), _daily_with_revenue)
+        out = engine.map_groups(lake, Source.for_input(context, "facts", FACT_SALES, "order_date"), ("order_date",), _daily_with_revenue)
         verdict = checks.revenue_reconciles_result(out["revenue"], out["agg"], days=window_days(context))
         yield from publish(context, "agg_daily_sales", out["agg"], verdict, day_column="sales_date")
 
     @dg.asset(**checked("sales_performance"), ins={"facts": _engine_read(["gold", "fact_sales"])}, **partitioned(), **on_engine)
     def sales_performance(context: dg.AssetExecutionContext, lake: Lakehouse, engine: Engine):
         """Seed 000 §9.1: per day and channel, orders, revenue, average line value, returns and return rate."""
-        source = _window_source(context, "facts", FACT_SALES, "order_date")
+        source = Source.for_input(context, "facts", FACT_SALES, "order_date")
         frame = engine.map_groups(lake, source, ("order_date",), _sales_performance)["report"]
         yield from publish(context, "sales_performance", frame, day_column="sales_date")
 

@@ -138,9 +138,7 @@ def build_silver_asset(
     )
     def _silver(context: dg.AssetExecutionContext, lake: Lakehouse, engine: Engine):
         def run(withheld: frozenset[dt.date] = frozenset()) -> tuple[pl.DataFrame, rules.Cleaned]:
-            bronze = Source(bronze_key)
-            if partitioned:
-                bronze = Source(bronze_key, "drop_date", *window_dates(context.asset_partitions_time_window_for_input("bronze")))
+            bronze = Source.for_input(context, "bronze", bronze_key, "drop_date") if partitioned else Source(bronze_key)
             out = engine.map_groups(lake, bronze, group_by, partial(_outputs, clean, withheld))
             return out["drops"], rules.Cleaned(out["clean"], out["quarantine"], out["superseded"], out.get("history"))
 
