@@ -42,6 +42,8 @@ PII, FINANCIAL, INTERNAL = "pii", "financial", "internal"
 # What a table is, so that lists of tables ("every clean silver table") come from here.
 RAW, REJECTED, CLEAN, QUARANTINE, HISTORY = "raw", "rejected", "clean", "quarantine", "history"
 DIMENSION, FACT, AGGREGATE, REPORT, AUDIT = "dimension", "fact", "aggregate", "report", "audit"
+# Rebuilt whole from the facts by a model or a mining algorithm (seed 004 §3-5, seed 000 phase 6).
+ANALYTICS = "analytics"
 # Fed by the POS stream's runs between daily runs (seed 004 hot path), not by the daily job alone.
 STREAM = "stream"
 
@@ -73,6 +75,7 @@ SCD2_INTERVALS = "scd2_intervals_valid"
 PARTITION_FRESHNESS = "newest_partition_fresh"
 DROPS_LOADED = "daily_drop_loaded"
 LOW_STOCK = "low_stock"
+BEATS_SEASONAL_NAIVE = "beats_seasonal_naive"
 
 
 @dataclass(frozen=True)
@@ -749,6 +752,116 @@ _declare(Table(
     unique=("customer_id",),
     checks=(_contract(),),
     domain="customer", classification=PII,
+))
+
+BASKET_LEVELS = ("product", "category")
+FORECAST_LEVELS = ("product_store", "category_store")
+PRICE_ACTIONS = ("decrease", "increase", "keep", "margin_floor")
+CHURN_TIERS = ("High", "Medium", "Low")
+
+_declare(Table(
+    GOLD, "frequent_itemsets", ANALYTICS,
+    grain="one row per level and frequent itemset",
+    description="Seed 004 §4: sets of up to three products (or categories) bought together in multi-item orders, "
+                "with support of at least min_support (1% by default), counted exactly.",
+    columns=(
+        Col("level", pl.String, "product, or category (items are categories)", required=True, isin=BASKET_LEVELS),
+        Col("items", pl.List(pl.String), "the itemset, sorted", required=True),
+        Col("size", pl.Int64, required=True, ge=1),
+        Col("basket_count", pl.Int64, "multi-item orders holding every item", required=True, ge=1),
+        Col("baskets", pl.Int64, "multi-item orders at this level", required=True, ge=1),
+        Col("support", pl.Float64, "basket_count / baskets", required=True, gt=0, le=1),
+    ),
+    checks=(_contract(),),
+    domain="sales",
+))
+
+_declare(Table(
+    GOLD, "association_rules", ANALYTICS,
+    grain="one row per level and rule antecedent → consequent",
+    description="Seed 004 §4: rules from the frequent itemsets with confidence of at least min_confidence (30% by default); "
+                "lift above 1 means bought together more often than chance.",
+    columns=(
+        Col("level", pl.String, required=True, isin=BASKET_LEVELS),
+        Col("antecedent", pl.List(pl.String), required=True),
+        Col("consequent", pl.List(pl.String), required=True),
+        Col("antecedent_support", pl.Float64, required=True, gt=0, le=1),
+        Col("consequent_support", pl.Float64, required=True, gt=0, le=1),
+        Col("support", pl.Float64, "support of antecedent and consequent together", required=True, gt=0, le=1),
+        Col("basket_count", pl.Int64, required=True, ge=1),
+        Col("confidence", pl.Float64, "support / antecedent_support", required=True, gt=0, le=1),
+        Col("lift", pl.Float64, "confidence / consequent_support", required=True, gt=0),
+    ),
+    checks=(_contract(),),
+    domain="sales",
+))
+
+_declare(Table(
+    GOLD, "demand_forecast", ANALYTICS,
+    grain="one row per level, series and forecast date",
+    description="Seed 004 §3: units per day for the 30 days after the newest sales date, per product and store where the "
+                "product sells most days there, and per category and store for every pair; a pooled linear model on lags "
+                "1/7/14/28, the 7-day rolling mean and the day of week.",
+    columns=(
+        Col("level", pl.String, required=True, isin=FORECAST_LEVELS),
+        Col("store_id", pl.String, required=True),
+        Col("category", pl.String, required=True),
+        Col("product_id", pl.String, "null at category_store level"),
+        Col("forecast_date", pl.Date, required=True),
+        Col("horizon_day", pl.Int64, "1 = the day after as_of_date", required=True, ge=1),
+        Col("forecast_units", pl.Float64, required=True, ge=0),
+        Col("as_of_date", pl.Date, "the newest sales date the model saw", required=True),
+    ),
+    unique=("level", "store_id", "category", "product_id", "forecast_date"),
+    checks=(_contract(), Check(BEATS_SEASONAL_NAIVE, False,
+                              "On the held-out window the model's MASE is below the seasonal-naive forecast's, at each level (WARN).")),
+    domain="sales",
+))
+
+_declare(Table(
+    GOLD, "price_elasticity", ANALYTICS,
+    grain="one row per product with enough price changes",
+    description="Seed 004 §5: price elasticity of demand from price changes (at least 10 changes of more than 1%, "
+                "undiscounted lines only) and the seed's recommended price: elasticity below -1.5 lowers the price 5%, "
+                "above -0.5 raises it 5%, never below cost + 10%.",
+    columns=(
+        Col("product_id", pl.String, required=True),
+        Col("category", pl.String),
+        Col("price_change_events", pl.Int64, "price changes of more than 1%", required=True, ge=0),
+        Col("price_elasticity", pl.Float64, "log-log slope of daily demand share on price", required=True),
+        Col("elasticity_stderr", pl.Float64, "standard error of that slope"),
+        Col("current_price", MONEY, required=True, ge=0),
+        Col("cost", MONEY, ge=0),
+        Col("recommended_price", MONEY, required=True, ge=0),
+        Col("price_action", pl.String, "what the rule did; margin_floor: the rule's price was below cost + 10%",
+            required=True, isin=PRICE_ACTIONS),
+        Col("avg_daily_quantity", pl.Float64, "units a day over the last 30 days", required=True, ge=0),
+        Col("projected_annual_margin", MONEY, "(recommended_price - cost) x avg_daily_quantity x 365"),
+    ),
+    unique=("product_id",),
+    checks=(_contract(),),
+    domain="product", classification=FINANCIAL,
+))
+
+_declare(Table(
+    GOLD, "customer_churn_risk", ANALYTICS,
+    grain="one row per current customer",
+    description="Seed 000 phase 6: the chance a customer buying at their own pace would have bought again by now "
+                "(1 - exp(-rate x days since purchase), rate smoothed toward the population's), and its tier.",
+    columns=(
+        Col("customer_id", pl.String, required=True),
+        Col("total_orders", pl.Int64, required=True, ge=0),
+        Col("lifetime_value", MONEY),
+        Col("first_purchase_date", pl.Date),
+        Col("last_purchase_date", pl.Date),
+        Col("days_since_purchase", pl.Int64, "since the last purchase (or registration), against the newest order date", required=True, ge=0),
+        Col("orders_per_30_days", pl.Float64, "the smoothed purchase rate", required=True, ge=0),
+        Col("churn_score", pl.Float64, "0 = bought as recently as expected, 1 = silent far longer than their pace", required=True, ge=0, le=1),
+        Col("risk_tier", pl.String, "High >= 0.8, Medium >= 0.5, else Low", required=True, isin=CHURN_TIERS),
+    ),
+    unique=("customer_id",),
+    checks=(_contract(),),
+    domain="customer",
 ))
 
 _declare(Table(

@@ -16,6 +16,17 @@
 Same arguments, byte-identical files; every draw comes from `numpy.random.default_rng` streams
 derived from the seed.
 
+Planted signals
+---------------
+What the gold analytics must recover, named in `GenerationSummary.signals`:
+- bundles: six product pairs replace the first two lines of 20% of multi-line orders;
+- price tests (`PRICE_TEST_*` in reference.py): six products of $10 or more change price every 3
+  days to 75-130% of their first price, and a line stays on one with probability proportional to
+  (price / first price) ** elasticity (−2.5, −1.0, −0.25), else moves to another product;
+- demand: weekend uplift 1.3 (Friday-Sunday) and a linear trend of +20% a year;
+- churn: 25% of customers stop buying for good on a day at least 14 days after they exist (their
+  orders go to other customers).
+
 Dirty data
 ----------
 `DIRTY_RATES[source][kind]` is the probability that one eligible row gets the defect; each kind is

@@ -31,6 +31,10 @@ _STREAMS: dict[str, int] = {
     "dirty.loyalty": 16,
     "malformed": 17,
     "cards": 18,
+    "churn": 19,
+    "churn.orders": 20,
+    "price_tests": 21,
+    "demand": 22,
 }
 
 

@@ -17,6 +17,19 @@ from retail_lakehouse.generator.writer import write_csv_source, write_malformed,
 
 
 @dataclass(frozen=True)
+class Signals:
+    """The planted patterns, by id: what market basket, elasticity and churn analysis should recover."""
+
+    bundles: tuple[tuple[str, str], ...]  # product pairs bought together far above chance
+    elasticity: dict[str, float]  # price-test product -> its price elasticity of demand
+    churned: dict[str, dt.date]  # customer -> the first day they no longer buy
+
+
+def _ids(to_id, idx) -> list[str]:
+    return pl.select(to_id(pl.lit(pl.Series(idx, dtype=pl.Int64)))).to_series().to_list()
+
+
+@dataclass(frozen=True)
 class GenerationSummary:
     """What `generate` wrote. Paths are relative to `out`, with "/" separators."""
 
@@ -29,6 +42,7 @@ class GenerationSummary:
     files: tuple[str, ...]  # every file written, sorted
     malformed: dict[str, str]  # malformed extra drop -> kind (one of MALFORMED_KINDS)
     dirty: dict[str, dict[str, int]] = field(default_factory=dict)  # rows that got each defect
+    signals: Signals | None = None  # what the analytics should find (see the package docstring)
 
     def line(self) -> str:
         end = self.start + dt.timedelta(days=self.days - 1)
@@ -90,4 +104,10 @@ def generate(out: Path, start: dt.date, days: int, seed: int = 42, scale: float 
         "inventory": inventory_dirty,
         "loyalty": loyalty_dirty,
     }
-    return GenerationSummary(out, start, days, seed, scale, rows, tuple(sorted(files)), malformed, dirty)
+    churners = (customers.churn_day < days).nonzero()[0]
+    signals = Signals(
+        bundles=tuple(zip(_ids(products.ids, lines.bundles[:, 0]), _ids(products.ids, lines.bundles[:, 1]))),
+        elasticity=dict(zip(_ids(products.ids, products.price_tests), products.elasticity.tolist())),
+        churned={c: start + dt.timedelta(days=int(d)) for c, d in zip(_ids(customers.ids, churners), customers.churn_day[churners])},
+    )
+    return GenerationSummary(out, start, days, seed, scale, rows, tuple(sorted(files)), malformed, dirty, signals)

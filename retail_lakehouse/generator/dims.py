@@ -28,6 +28,8 @@ from retail_lakehouse.generator.reference import (
     AGE_GROUPS,
     AGE_WEIGHTS,
     CATEGORIES,
+    CHURN_MIN_TENURE_DAYS,
+    CHURN_RATE,
     CATEGORY_WEIGHTS,
     CITIES,
     CITY_WEIGHTS,
@@ -36,6 +38,10 @@ from retail_lakehouse.generator.reference import (
     GENDER_WEIGHTS,
     GENDERS,
     LAST_NAMES,
+    PRICE_TEST_ELASTICITIES,
+    PRICE_TEST_EVERY_DAYS,
+    PRICE_TEST_LEVELS,
+    PRICE_TEST_SHARE,
     PRODUCT_ADJECTIVES,
     PRODUCT_COLORS,
     SEGMENT_WEIGHTS,
@@ -173,6 +179,7 @@ class Customers:
     id_width: int
     rows: pl.DataFrame  # customer drops: SOURCE_COLUMNS["customer"] + _day
     dirty_counts: dict[str, int]
+    churn_day: np.ndarray  # day index from which the customer orders no more (days: never)
 
     def ids(self, idx: pl.Expr) -> pl.Expr:
         return prefixed_id("C", idx + 1, self.id_width)
@@ -320,7 +327,17 @@ def build_customers(seed: int, cal: Calendar, scale: float) -> Customers:
         timestamp(pl.col("updated")).alias("updated_at"),
     ).with_columns(pl.concat_str(pl.col("_area"), pl.col("_exch"), pl.col("_line"), separator="-").alias("phone"))
     rows, counts = dirty.customers(frame, drng, rates)
-    return Customers(count, existing_before, np.cumsum(weight), width, rows, counts)
+    return Customers(count, existing_before, np.cumsum(weight), width, rows, counts, _churn_days(seed, cal, first_day))
+
+
+def _churn_days(seed: int, cal: Calendar, first_day: np.ndarray) -> np.ndarray:
+    """A planted share of customers stops buying for good on a day at least two weeks after they
+    exist, so churn scores have churners to find."""
+    rng = stream(seed, "churn")
+    earliest = first_day + CHURN_MIN_TENURE_DAYS
+    day = earliest + (rng.random(first_day.size) * np.maximum(cal.days - earliest, 0)).astype(np.int64)
+    churns = (rng.random(first_day.size) < CHURN_RATE) & (earliest < cal.days)
+    return np.where(churns, day, cal.days)
 
 
 # --- products --------------------------------------------------------------------------------------
@@ -338,6 +355,8 @@ class Products:
     id_width: int
     rows: pl.DataFrame  # product drops: SOURCE_COLUMNS["product"] + _day
     dirty_counts: dict[str, int]
+    price_tests: np.ndarray  # products whose price moves on a schedule and whose demand follows it
+    elasticity: np.ndarray  # the planted price elasticity of each price-test product
     _base_price: np.ndarray  # real products then orphans, cents
     _change_key: np.ndarray
     _change_price: np.ndarray
@@ -356,6 +375,19 @@ class Products:
         safe = np.maximum(i, 0)
         hit = (i >= 0) & (self._change_key[safe] // (self._days + 1) == product)
         return np.where(hit, self._change_price[safe], self._base_price[product])
+
+    def demand_factor(self, product: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """Relative demand of each line's product on its day: (price / base price) ** elasticity for
+        a price-test product, scaled so the cheapest level is 1; 1 for every other product."""
+        if self.price_tests.size == 0:
+            return np.ones(np.shape(product))
+        test = np.searchsorted(self.price_tests, product)
+        safe = np.minimum(test, self.price_tests.size - 1)
+        hit = self.price_tests[safe] == product
+        ratio = self.price_on(product, day) / self._base_price[product]
+        e = self.elasticity[safe]
+        # Headroom below the cheapest level: a price rounded to whole dollars can fall a little under it.
+        return np.where(hit, (ratio / (0.95 * min(PRICE_TEST_LEVELS))) ** e, 1.0)
 
     def late_arrivals(self, day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Index range [lo, hi) of products whose first drop comes 1 to 5 days after each day."""
@@ -397,6 +429,15 @@ def build_products(seed: int, cal: Calendar, scale: float) -> Products:
     popularity = rng.lognormal(0.0, 1.0, count)
     start_sec = cal.start_day * DAY_SECONDS
     initial_updated = start_sec - rng.integers(DAY_SECONDS, 365 * DAY_SECONDS, n0)
+    trng = stream(seed, "price_tests")
+    # Products of $10 or more, so a price level rounded to whole dollars stays near its level.
+    candidates = np.flatnonzero(price[:n0] >= 1000)
+    tests = np.sort(trng.choice(candidates, min(len(PRICE_TEST_ELASTICITIES), candidates.size), replace=False))
+    elasticity = np.array(PRICE_TEST_ELASTICITIES[: tests.size])[trng.permutation(tests.size)]
+    is_test = np.zeros(total, dtype=bool)
+    is_test[tests] = True
+    others = popularity[~is_test[:count]].sum()
+    popularity[tests] = PRICE_TEST_SHARE * others
 
     parts = {
         "idx": [np.arange(count)],
@@ -411,14 +452,31 @@ def build_products(seed: int, cal: Calendar, scale: float) -> Products:
     for d in range(1, cal.days):
         existing = int(np.searchsorted(first_day, d, side="left"))
         m = min(int(rng.poisson(0.005 * n0)), existing)
-        if m == 0:
+        if m == 0 and d % PRICE_TEST_EVERY_DAYS:
             continue
         chosen = np.sort(rng.choice(existing, m, replace=False))
         dollars = (cur_price[chosen] + 1) // 100
         moved = np.maximum(1, np.rint(dollars * rng.uniform(0.85, 1.20, m))).astype(np.int64)
         moved = np.where(moved == dollars, dollars + 1, moved)
+        new_cost = np.rint((moved * 100 - 1) * rng.uniform(0.40, 0.75, m)).astype(np.int64)
+        # Price-test products move only on their schedule, to a level of their first price, at their first cost.
+        keep = ~is_test[chosen]
+        if d % PRICE_TEST_EVERY_DAYS == 0:
+            level = np.array(PRICE_TEST_LEVELS)[trng.integers(0, len(PRICE_TEST_LEVELS), tests.size)]
+            level_price = np.maximum(1, np.rint((price[tests] + 1) // 100 * level)).astype(np.int64) * 100 - 1
+            # A level equal to the current price moves on to the next one, so every scheduled day is a change.
+            level_price = np.where(level_price == cur_price[tests], (price[tests] + 1) // 100 * 100 + 99, level_price)
+            order = np.argsort(np.concatenate([chosen[keep], tests]))
+            chosen = np.concatenate([chosen[keep], tests])[order]
+            moved = np.concatenate([moved[keep], (level_price + 1) // 100])[order]
+            new_cost = np.concatenate([new_cost[keep], cost[tests]])[order]
+        else:
+            chosen, moved, new_cost = chosen[keep], moved[keep], new_cost[keep]
+        m = chosen.size
+        if m == 0:
+            continue
         cur_price[chosen] = moved * 100 - 1
-        cur_cost[chosen] = np.rint(cur_price[chosen] * rng.uniform(0.40, 0.75, m)).astype(np.int64)
+        cur_cost[chosen] = new_cost
         change_p.append(chosen)
         change_d.append(np.full(m, d, dtype=np.int64))
         change_v.append(cur_price[chosen])
@@ -495,6 +553,8 @@ def build_products(seed: int, cal: Calendar, scale: float) -> Products:
         id_width=width,
         rows=rows,
         dirty_counts=counts,
+        price_tests=tests,
+        elasticity=elasticity,
         _base_price=price,
         _change_key=key[key_order],
         _change_price=cv[key_order],

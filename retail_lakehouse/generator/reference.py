@@ -240,6 +240,17 @@ CATEGORY_WEIGHTS: tuple[float, ...] = (0.18, 0.22, 0.16, 0.14, 0.12, 0.10, 0.08)
 PRODUCT_ADJECTIVES: tuple[str, ...] = ("Classic", "Premium", "Essential", "Pro", "Eco", "Compact", "Deluxe", "Everyday")
 PRODUCT_COLORS: tuple[str, ...] = ("Black", "White", "Navy", "Red", "Sage", "Graphite")
 
+# Planted price tests: these products change price every few days, to one of these levels of their
+# first price, and their demand follows (price / first price) ** elasticity. Each gets this share of
+# the other products' popularity, before its demand response.
+PRICE_TEST_ELASTICITIES: tuple[float, ...] = (-2.5, -2.5, -1.0, -1.0, -0.25, -0.25)
+PRICE_TEST_LEVELS: tuple[float, ...] = (0.75, 0.9, 1.0, 1.15, 1.3)
+PRICE_TEST_EVERY_DAYS = 3
+PRICE_TEST_SHARE = 0.05
+# Planted churn: this share of customers stops buying for good, at least this long after they exist.
+CHURN_RATE = 0.25
+CHURN_MIN_TENURE_DAYS = 14
+
 # --- sales, payments, loyalty ------------------------------------------------------------------
 ORDER_STATUSES: tuple[str, ...] = ("Completed", "Shipped", "Delivered", "Cancelled")
 RETURN_REASONS: tuple[str, ...] = (

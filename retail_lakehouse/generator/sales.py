@@ -55,6 +55,7 @@ LINES_PER_ORDER = (0.36, 0.28, 0.18, 0.11, 0.07)
 QUANTITY_WEIGHTS = (0.62, 0.20, 0.10, 0.05, 0.03)
 DELIVERY_DAYS_WEIGHTS = (0.15, 0.30, 0.25, 0.12, 0.08, 0.05, 0.05)  # 1..7 days
 WEEKEND_UPLIFT = 1.3  # Friday, Saturday and Sunday
+TREND_PER_YEAR = 0.2  # demand grows linearly, by this share of the first day's a year
 RETURN_RATE = 0.08
 MAX_RETURN_DAYS = 30
 TAX_RATE_PERCENT = 8
@@ -102,6 +103,7 @@ class Lines:
     return_quantity: np.ndarray
     return_amount: np.ndarray
     return_reason: np.ndarray
+    bundles: np.ndarray  # (BUNDLES, 2) product indexes often bought together
 
 
 def build_orders(seed: int, cal: Calendar, scale: float, customers: Customers, products: Products, stores: Stores):
@@ -109,13 +111,21 @@ def build_orders(seed: int, cal: Calendar, scale: float, customers: Customers, p
     mean_daily = 1_000_000 * scale / 365
     weekend = cal.weekday >= 4
     base = mean_daily * 7 / (4 + 3 * WEEKEND_UPLIFT)
-    expected_lines = base * np.where(weekend, WEEKEND_UPLIFT, 1.0) * rng.lognormal(0.0, 0.05, cal.days)
+    trend = 1.0 + TREND_PER_YEAR * cal.day_index / 365
+    expected_lines = base * trend * np.where(weekend, WEEKEND_UPLIFT, 1.0) * rng.lognormal(0.0, 0.05, cal.days)
     mean_lines = float(np.dot(np.arange(1, 6), LINES_PER_ORDER))
     per_day = rng.poisson(expected_lines / mean_lines)
     n = int(per_day.sum())
     day = np.repeat(cal.day_index, per_day)
 
     customer = prefix_choice(rng, customers.cum_weight, customers.available[day])
+    # A churned customer's order goes to another customer (redrawn until one has not churned).
+    crng = stream(seed, "churn.orders")
+    for _ in range(20):
+        gone = np.flatnonzero(customers.churn_day[customer] <= day)
+        if not gone.size:
+            break
+        customer[gone] = prefix_choice(crng, customers.cum_weight, customers.available[day[gone]])
     channel = weighted(rng, 3, CHANNEL_WEIGHTS, n)
     variant = weighted(rng, 4, CHANNEL_VARIANT_WEIGHTS, n)
     store = prefix_choice(rng, stores.cum_weight, stores.active[day])
@@ -187,10 +197,19 @@ def _build_lines(seed, cal, o_day, n_lines, delivery_days, status, late_extract,
     number = np.arange(n) - line_start[order] + 1
     day = o_day[order]
     product = prefix_choice(rng, products.cum_weight, products.available[day])
+    # Price-test products: a line is kept with the product's relative demand at that day's price,
+    # else it goes to a product outside the tests.
+    drng = stream(seed, "demand")
+    moved = np.flatnonzero(drng.random(n) >= products.demand_factor(product, day))
+    if moved.size:
+        weights = np.diff(np.concatenate([[0.0], products.cum_weight]))
+        weights[products.price_tests] = 0.0
+        product[moved] = prefix_choice(drng, np.cumsum(weights), products.available[day[moved]])
 
     # A few popular pairs are often bought together, so basket analysis has something to find.
     n0 = int(products.available[0])
     weights = np.diff(np.concatenate([[0.0], products.cum_weight[:n0]]))
+    weights[products.price_tests] = 0.0  # their demand is the price response alone
     pairs = rng.choice(n0, 2 * BUNDLES, replace=False, p=weights / weights.sum()).reshape(BUNDLES, 2)
     bundled = (n_lines >= 2) & (rng.random(n_orders) < BUNDLE_RATE)
     which = rng.integers(0, BUNDLES, n_orders)
@@ -245,6 +264,7 @@ def _build_lines(seed, cal, o_day, n_lines, delivery_days, status, late_extract,
         return_quantity=return_quantity,
         return_amount=return_amount,
         return_reason=return_reason,
+        bundles=pairs,
     )
 
 

@@ -12,7 +12,9 @@ import dagster as dg
 import polars as pl
 
 from retail_lakehouse.engine import Engine, Source
-from retail_lakehouse.gold import star
+from pydantic import Field
+
+from retail_lakehouse.gold import basket, churn, forecast, pricing, star
 from retail_lakehouse.gold.customer360 import CUSTOMER_360_READS, build_customer_360
 from retail_lakehouse.policies import RETRY, SINGLE_RUN
 from retail_lakehouse.quality import checks
@@ -29,6 +31,33 @@ SILVER_SALES = dg.AssetKey(["silver", "sales"])
 CALENDAR_YEARS = 3
 
 _COMMON = {"group_name": "gold", "kinds": {"polars", "delta"}, "backfill_policy": SINGLE_RUN, "retry_policy": RETRY}
+
+
+class BasketConfig(dg.Config):
+    min_support: float = Field(default=0.01, gt=0, le=1, description="Share of multi-item orders an itemset must be in (seed 004 §4: 1%).")
+    max_size: int = Field(default=3, ge=1, le=5, description="Largest itemset counted.")
+
+
+class RulesConfig(dg.Config):
+    min_confidence: float = Field(default=0.3, gt=0, le=1, description="Least share of the antecedent's orders that hold the consequent (seed 004 §4: 30%).")
+
+
+class ForecastConfig(dg.Config):
+    horizon_days: int = Field(default=forecast.HORIZON, ge=1, le=366, description="Days forecast after the newest sales date (seed 004 §3: 30).")
+
+
+class ElasticityConfig(dg.Config):
+    min_events: int = Field(default=pricing.MIN_EVENTS, ge=2, description="Price changes of more than 1% a product needs (seed 004 §5: 10).")
+
+
+def _preview(frame: pl.DataFrame, rows: int = 10) -> dg.MetadataValue:
+    """A few rows as a Markdown table; lists shown comma-joined, floats to 3 places."""
+    shown = frame.head(rows).with_columns(pl.col(pl.List(pl.String)).list.join(", "), pl.col(pl.Float64).round(3))
+    return dg.MetadataValue.md(checks.markdown(shown)) if shown.height else dg.MetadataValue.text("none")
+
+
+def _reads(inputs: dict[str, pl.LazyFrame], reads: dict[str, tuple[str, ...]]) -> dict[str, pl.DataFrame]:
+    return {name: lf.select(reads[name]).collect() for name, lf in inputs.items()}
 
 
 def _now() -> dt.datetime:
@@ -96,16 +125,19 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
     def checked(name: str) -> dict:
         return {"key": ["gold", name], "check_specs": check_specs_for(dg.AssetKey(["gold", name])), **asset_attrs(["gold", name])}
 
-    def publish(context: dg.AssetExecutionContext, name: str, frame: pl.DataFrame, *extra: checks.Verdict, day_column: str | None = None):
+    def publish(
+        context: dg.AssetExecutionContext, name: str, frame: pl.DataFrame, *extra: checks.Verdict,
+        day_column: str | None = None, metadata: dict | None = None,
+    ):
         """Write–audit–publish: the table's contract and its other checks are evaluated (per day
         for a partitioned table) before the write; what fails a blocking check is withheld and
         keeps its previous version."""
         days = window_days(context) if day_column else None
         verdicts = [checks.contract_result(("gold", name), frame, day_column, days), *extra]
         if day_column:
-            yield dg.Output(Audited(frame, frozenset().union(*(v.failed_days for v in verdicts))))
+            yield dg.Output(Audited(frame, frozenset().union(*(v.failed_days for v in verdicts))), metadata=metadata)
         else:
-            yield dg.Output(Audited(frame, failed=any(v.blocks for v in verdicts)))
+            yield dg.Output(Audited(frame, failed=any(v.blocks for v in verdicts)), metadata=metadata)
         for verdict in verdicts:
             if verdict.blocks:
                 context.log.error(f"gold/{name} {verdict.result.check_name} {verdict.result.description}")
@@ -222,8 +254,78 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
         frame = build_customer_360(**{name: lf.select(CUSTOMER_360_READS[name]).collect() for name, lf in inputs.items()})
         yield from publish(context, "customer_360", frame)
 
+    facts_and_products = {"facts": dg.AssetIn(["gold", "fact_sales"]), "dim_product": dg.AssetIn(["gold", "dim_product"])}
+
+    @dg.asset(**checked("frequent_itemsets"), ins=facts_and_products, **_COMMON)
+    def frequent_itemsets(context: dg.AssetExecutionContext, config: BasketConfig, facts: pl.LazyFrame, dim_product: pl.LazyFrame):
+        """Seed 004 §4: products (and categories) bought together in multi-item orders, with support."""
+        inputs = _reads({"fact_sales": facts, "dim_product": dim_product}, basket.BASKET_READS)
+        frame = basket.frequent_itemsets(basket.baskets(**inputs), config.min_support, config.max_size)
+        metadata = {
+            "min_support": config.min_support,
+            **{f"baskets_{level}": int(frame.filter(pl.col("level") == level)["baskets"].max() or 0) for level in basket.LEVELS},
+            "top_pairs": _preview(frame.filter(pl.col("size") >= 2).sort("support", descending=True)),
+        }
+        yield from publish(context, "frequent_itemsets", frame, metadata=metadata)
+
+    @dg.asset(**checked("association_rules"), ins={"itemsets": dg.AssetIn(["gold", "frequent_itemsets"])}, **_COMMON)
+    def association_rules(context: dg.AssetExecutionContext, config: RulesConfig, itemsets: pl.LazyFrame):
+        """Seed 004 §4: antecedent → consequent rules with confidence and lift, from the frequent itemsets."""
+        frame = basket.association_rules(itemsets.collect(), config.min_confidence)
+        metadata = {
+            "min_confidence": config.min_confidence,
+            **{f"top_rules_{level}": _preview(frame.filter(pl.col("level") == level).drop("level")) for level in basket.LEVELS},
+        }
+        yield from publish(context, "association_rules", frame, metadata=metadata)
+
+    @dg.asset(**checked("demand_forecast"), ins=facts_and_products, **_COMMON)
+    def demand_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, facts: pl.LazyFrame, dim_product: pl.LazyFrame):
+        """Seed 004 §3: units per day for the next 30 days per product and store (and category and store),
+        with its accuracy on held-out weeks against the seasonal-naive forecast."""
+        result = forecast.build_demand_forecast(**_reads({"fact_sales": facts, "dim_product": dim_product}, forecast.FORECAST_READS), horizon=config.horizon_days)
+        accuracy = {
+            f"{metric}_{row['level']}": row[metric]
+            for row in result.accuracy.iter_rows(named=True) for metric in ("mase_model", "mase_seasonal_naive") if row[metric] is not None
+        }
+        metadata = {**accuracy, "forecast_vs_actual": _preview(result.preview, rows=forecast.HORIZON)}
+        if result.table.is_empty():
+            context.log.info(f"gold/demand_forecast: fewer than {forecast.MIN_HISTORY} days of sales, nothing forecast")
+        yield from publish(context, "demand_forecast", result.table, checks.beats_seasonal_naive_result(result.accuracy), metadata=metadata)
+
+    @dg.asset(**checked("price_elasticity"), ins=facts_and_products, **_COMMON)
+    def price_elasticity(context: dg.AssetExecutionContext, config: ElasticityConfig, facts: pl.LazyFrame, dim_product: pl.LazyFrame):
+        """Seed 004 §5: price elasticity per product from its price changes, and the recommended price."""
+        inputs = _reads({"fact_sales": facts, "dim_product": dim_product}, pricing.PRICING_READS)
+        frame = pricing.build_price_elasticity(**inputs, min_events=config.min_events)
+        metadata = {
+            "min_events": config.min_events,
+            "actions": ", ".join(f"{a} {n}" for a, n in frame.group_by("price_action").len().sort("price_action").iter_rows()) or "none",
+            "preview": _preview(frame.select("product_id", "price_change_events", "price_elasticity", "elasticity_stderr", "current_price", "recommended_price", "price_action")),
+        }
+        yield from publish(context, "price_elasticity", frame, metadata=metadata)
+
+    @dg.asset(
+        **checked("customer_churn_risk"),
+        ins={"facts": dg.AssetIn(["gold", "fact_sales"]), "dim_customer": dg.AssetIn(["gold", "dim_customer"])},
+        **_COMMON,
+    )
+    def customer_churn_risk(context: dg.AssetExecutionContext, facts: pl.LazyFrame, dim_customer: pl.LazyFrame):
+        """Seed 000 phase 6: a churn score and tier per current customer, evaluated on the last 30 days."""
+        inputs = _reads({"fact_sales": facts, "dim_customer": dim_customer}, churn.CHURN_READS)
+        frame = churn.build_customer_churn_risk(**inputs)
+        held_out = churn.evaluate(**inputs)
+        metadata = {
+            "tiers": ", ".join(f"{t} {n}" for t, n in frame.group_by("risk_tier").len().sort("risk_tier").iter_rows()) or "none",
+            **({
+                "holdout_scored_as_of": held_out["scored_as_of"].isoformat(),
+                "holdout_auc": held_out["auc"],
+                "holdout_tiers": _preview(held_out["tiers"]),
+            } if held_out and held_out["auc"] is not None else {"holdout": "under 60 days of sales: not evaluated"}),
+        }
+        yield from publish(context, "customer_churn_risk", frame, metadata=metadata)
+
     return [
-        customer_360,
+        customer_360, frequent_itemsets, association_rules, demand_forecast, price_elasticity, customer_churn_risk,
         dim_customer, dim_product, dim_store, dim_date, fact_sales, fact_payment,
         agg_daily_sales, sales_performance, customer_lifetime_value, product_return_analysis,
     ]

@@ -321,3 +321,14 @@ def partition_freshness_result(path: tuple[str, ...], newest: dt.date | None, no
             "evaluated_at": now.isoformat(),
         },
     )
+
+
+def beats_seasonal_naive_result(accuracy: pl.DataFrame) -> Verdict:
+    """demand_forecast: at every level with a held-out window, the model's MASE is below seasonal-naive's."""
+    scored = accuracy.filter(pl.col("mase_model").is_not_null() & pl.col("mase_seasonal_naive").is_not_null())
+    losing = scored.filter(pl.col("mase_model") >= pl.col("mase_seasonal_naive"))
+    return _verdict(("gold", "demand_forecast"), p.BEATS_SEASONAL_NAIVE, None, {
+        "levels_scored": scored.height,
+        "levels_not_beating_seasonal_naive": ", ".join(losing["level"].to_list()) or "none",
+        "accuracy": dg.MetadataValue.md(markdown(accuracy.with_columns(pl.col(pl.Float64).round(3)))) if accuracy.height else "none",
+    }, passed=losing.height == 0, why="the model does not beat the seasonal-naive forecast on the held-out window")

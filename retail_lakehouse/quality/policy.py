@@ -16,6 +16,7 @@ from retail_lakehouse.catalog import (  # noqa: F401  (the check names and limit
     CONSERVATION,
     CONTRACT,
     DROPS_LOADED,
+    BEATS_SEASONAL_NAIVE,
     LOW_STOCK,
     ORPHAN_ERROR_SHARE,
     ORPHAN_KEYS,

@@ -1,0 +1,106 @@
+"""Market basket analysis (seed 004 §4): frequent itemsets and association rules. Pure Polars.
+
+A basket is an order; its items are the distinct products (or categories) on its lines, and only
+baskets with two or more distinct items count (the seed's multi-item filter), each level on its own.
+Itemsets are counted exactly, level by level (Apriori): a (k+1)-itemset is a candidate only if
+every k-subset of it is frequent, and its count is the number of baskets holding all its items.
+"""
+
+import math
+from itertools import combinations
+
+import polars as pl
+
+from retail_lakehouse.catalog import schema
+
+FREQUENT_ITEMSETS_SCHEMA = schema("gold", "frequent_itemsets")
+ASSOCIATION_RULES_SCHEMA = schema("gold", "association_rules")
+LEVELS = ("product", "category")
+BASKET_READS = {"fact_sales": ("order_id", "product_id", "order_status"), "dim_product": ("product_id", "is_current", "category")}
+
+
+def baskets(fact_sales: pl.DataFrame, dim_product: pl.DataFrame) -> pl.DataFrame:
+    """(level, basket, item): each non-cancelled order's distinct products, and their categories."""
+    lines = fact_sales.filter(pl.col("order_status") != "Cancelled").select(pl.col("order_id").alias("basket"), "product_id")
+    categories = dim_product.filter(pl.col("is_current")).select("product_id", "category")
+    by_product = lines.select(pl.lit("product").alias("level"), "basket", pl.col("product_id").alias("item"))
+    by_category = lines.join(categories, on="product_id").select(pl.lit("category").alias("level"), "basket", pl.col("category").alias("item"))
+    return pl.concat([by_product, by_category]).drop_nulls().unique()
+
+
+def frequent_itemsets(baskets: pl.DataFrame, min_support: float, max_size: int = 3) -> pl.DataFrame:
+    """Every itemset of up to `max_size` items whose support (share of the level's multi-item
+    baskets holding it) is at least `min_support`, with its exact basket count."""
+    parts = [_level_itemsets(level, baskets.filter(pl.col("level") == level), min_support, max_size) for level in LEVELS]
+    frame = pl.concat(parts).select(list(FREQUENT_ITEMSETS_SCHEMA)).cast(FREQUENT_ITEMSETS_SCHEMA)
+    return frame.sort("level", "size", "basket_count", pl.col("items").list.join(","), descending=[False, False, True, False])
+
+
+def _level_itemsets(level: str, rows: pl.DataFrame, min_support: float, max_size: int) -> pl.DataFrame:
+    rows = rows.select("basket", "item").unique()
+    rows = rows.filter(pl.len().over("basket") >= 2)
+    total = rows["basket"].n_unique()
+    empty = pl.DataFrame(schema={"items": pl.List(pl.String), "basket_count": pl.Int64})
+    if total == 0:
+        return _finish(level, empty, total)
+    min_count = max(1, math.ceil(min_support * total - 1e-9))
+    found = []
+    # held: (basket, i0..ik-1) for each frequent k-itemset a basket holds, items in ascending order.
+    held = rows.rename({"item": "i0"})
+    columns = ["i0"]
+    for size in range(1, max_size + 1):
+        counts = held.group_by(columns).agg(pl.len().alias("basket_count")).filter(pl.col("basket_count") >= min_count)
+        if counts.is_empty():
+            break
+        found.append(counts.select(pl.concat_list(columns).alias("items"), pl.col("basket_count").cast(pl.Int64)))
+        if size == max_size:
+            break
+        held = held.join(counts.select(columns), on=columns, how="semi")
+        if size == 1:
+            singles = held.rename({"i0": "next"})
+        grown = held.join(singles, on="basket").filter(pl.col("next") > pl.col(columns[-1]))
+        new = f"i{size}"
+        grown = grown.rename({"next": new})
+        # Apriori pruning: every size-item subset of a candidate must itself be frequent.
+        for dropped in columns:
+            subset = [c for c in columns if c != dropped] + [new]
+            grown = grown.join(counts.select(columns).rename(dict(zip(columns, subset))), on=subset, how="semi")
+        held, columns = grown, [*columns, new]
+    itemsets = pl.concat(found) if found else empty
+    return _finish(level, itemsets, total)
+
+
+def _finish(level: str, itemsets: pl.DataFrame, total: int) -> pl.DataFrame:
+    return itemsets.with_columns(
+        pl.lit(level).alias("level"),
+        pl.col("items").list.len().cast(pl.Int64).alias("size"),
+        pl.lit(total, pl.Int64).alias("baskets"),
+        (pl.col("basket_count") / total if total else pl.lit(None, pl.Float64)).alias("support"),
+    )
+
+
+def association_rules(itemsets: pl.DataFrame, min_confidence: float) -> pl.DataFrame:
+    """Every rule antecedent → consequent that splits a frequent itemset of two or more items into
+    two non-empty parts, with confidence = support(both) / support(antecedent) at least
+    `min_confidence`, and lift = confidence / support(consequent). The supports of the parts are
+    in `itemsets` because every subset of a frequent itemset is frequent."""
+    rows = []
+    for level in LEVELS:
+        at_level = itemsets.filter(pl.col("level") == level)
+        support = {tuple(r["items"]): r["support"] for r in at_level.select("items", "support").iter_rows(named=True)}
+        counts = dict(zip((tuple(i) for i in at_level["items"].to_list()), at_level["basket_count"].to_list()))
+        for items, both in support.items():
+            for k in range(1, len(items)):
+                for antecedent in combinations(items, k):
+                    consequent = tuple(i for i in items if i not in antecedent)
+                    confidence = counts[items] / counts[antecedent]
+                    if confidence >= min_confidence:
+                        rows.append({
+                            "level": level, "antecedent": list(antecedent), "consequent": list(consequent),
+                            "antecedent_support": support[antecedent], "consequent_support": support[consequent],
+                            "support": both, "basket_count": counts[items], "confidence": confidence,
+                            "lift": confidence / support[consequent],
+                        })
+    frame = pl.DataFrame(rows, schema=ASSOCIATION_RULES_SCHEMA) if rows else pl.DataFrame(schema=ASSOCIATION_RULES_SCHEMA)
+    joined = [pl.col(c).list.join(",") for c in ("antecedent", "consequent")]
+    return frame.sort("level", "lift", "confidence", *joined, descending=[False, True, True, False, False])
