@@ -758,6 +758,7 @@ BASKET_LEVELS = ("product", "category")
 FORECAST_LEVELS = ("product_store", "category_store")
 PRICE_ACTIONS = ("decrease", "increase", "keep", "margin_floor")
 CHURN_TIERS = ("High", "Medium", "Low")
+_BASKET_LEVEL = Col("level", pl.String, "product, or category (items are categories)", required=True, isin=BASKET_LEVELS)
 
 _declare(Table(
     GOLD, "frequent_itemsets", ANALYTICS,
@@ -765,7 +766,7 @@ _declare(Table(
     description="Seed 004 §4: sets of up to three products (or categories) bought together in multi-item orders, "
                 "with support of at least min_support (1% by default), counted exactly.",
     columns=(
-        Col("level", pl.String, "product, or category (items are categories)", required=True, isin=BASKET_LEVELS),
+        _BASKET_LEVEL,
         Col("items", pl.List(pl.String), "the itemset, sorted", required=True),
         Col("size", pl.Int64, required=True, ge=1),
         Col("basket_count", pl.Int64, "multi-item orders holding every item", required=True, ge=1),
@@ -782,7 +783,7 @@ _declare(Table(
     description="Seed 004 §4: rules from the frequent itemsets with confidence of at least min_confidence (30% by default); "
                 "lift above 1 means bought together more often than chance.",
     columns=(
-        Col("level", pl.String, required=True, isin=BASKET_LEVELS),
+        _BASKET_LEVEL,
         Col("antecedent", pl.List(pl.String), required=True),
         Col("consequent", pl.List(pl.String), required=True),
         Col("antecedent_support", pl.Float64, required=True, gt=0, le=1),

@@ -438,6 +438,10 @@ def build_products(seed: int, cal: Calendar, scale: float) -> Products:
     is_test[tests] = True
     others = popularity[~is_test[:count]].sum()
     popularity[tests] = PRICE_TEST_SHARE * others
+    # Each test product's price at each level, in whole dollars ending in .99 like every list price.
+    level_dollars = np.rint(((price[tests] + 1) // 100)[:, None] * np.array(PRICE_TEST_LEVELS))
+    level_prices = np.maximum(1, level_dollars).astype(np.int64) * 100 - 1
+    test_rows = np.arange(tests.size)
 
     parts = {
         "idx": [np.arange(count)],
@@ -462,10 +466,11 @@ def build_products(seed: int, cal: Calendar, scale: float) -> Products:
         # Price-test products move only on their schedule, to a level of their first price, at their first cost.
         keep = ~is_test[chosen]
         if d % PRICE_TEST_EVERY_DAYS == 0:
-            level = np.array(PRICE_TEST_LEVELS)[trng.integers(0, len(PRICE_TEST_LEVELS), tests.size)]
-            level_price = np.maximum(1, np.rint((price[tests] + 1) // 100 * level)).astype(np.int64) * 100 - 1
+            drawn = trng.integers(0, len(PRICE_TEST_LEVELS), tests.size)
             # A level equal to the current price moves on to the next one, so every scheduled day is a change.
-            level_price = np.where(level_price == cur_price[tests], (price[tests] + 1) // 100 * 100 + 99, level_price)
+            same = level_prices[test_rows, drawn] == cur_price[tests]
+            drawn = np.where(same, (drawn + 1) % len(PRICE_TEST_LEVELS), drawn)
+            level_price = level_prices[test_rows, drawn]
             order = np.argsort(np.concatenate([chosen[keep], tests]))
             chosen = np.concatenate([chosen[keep], tests])[order]
             moved = np.concatenate([moved[keep], (level_price + 1) // 100])[order]
