@@ -4,11 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
+# The demo's first day, written by `make demo` (its days end yesterday), so that `make ui` and later
+# demo runs partition the lakehouse from the day its drops start.
+-include data/demo.env
+demo ui: export RETAIL_LAKEHOUSE_START_DATE := $(RETAIL_LAKEHOUSE_START_DATE)
 
 NPM ?= npm
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: setup demo test lint bench ui sample clean azure-containers azure-upload
+.PHONY: setup demo test lint bench ui sql sample clean azure-containers azure-upload system-packages
 
 setup: $(STAMP)
 
@@ -35,7 +39,20 @@ $(CONNECT_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,spark-connect]'
 	touch $@
 
-test: setup $(NODE_STAMP) $(CONNECT_STAMP)
+# Debian packages the tests start for real: PostgreSQL (Dagster's instance, the SQL sync) and
+# Chromium (the UI test). Installed only where missing, with apt-get (as root, or through sudo).
+system-packages:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$$missing postgresql"; \
+	command -v psql >/dev/null 2>&1 || missing="$$missing postgresql-client"; \
+	if [ -n "$$missing" ]; then \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		echo "installing$$missing"; \
+		$$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+test: setup $(NODE_STAMP) $(CONNECT_STAMP) system-packages
 	$(BIN)/python -m pytest -q
 
 lint: setup
@@ -66,4 +83,4 @@ sample: setup
 	$(BIN)/python -m retail_lakehouse.generator --out data/sample/landing --start 2026-09-01 --days 3 --seed 42 --scale 0.01
 
 clean:
-	rm -rf data/landing data/lakehouse data/dagster_home
+	rm -rf data/landing data/lakehouse data/dagster_home data/demo.env

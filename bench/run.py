@@ -254,7 +254,7 @@ def python_cmd(module: str, landing: Path, out: Path, first: dt.date, last: dt.d
 
 
 def snapshot(workdir: Path, head: bool = False) -> Path:
-    """A copy of `retail_lakehouse/` (the working tree's, or with `head` the last commit's) and of
+    """A copy of `retail_lakehouse/`, `dagster.yaml` and `pyproject.toml` (the working tree's, or with `head` the last commit's) and of
     the working tree's `bench/`, which every process of the run imports (PYTHONPATH and working
     directory), so that all rounds measure the same code while others keep editing the tree."""
     code = workdir / "code"
@@ -263,12 +263,14 @@ def snapshot(workdir: Path, head: bool = False) -> Path:
     code.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     if head:
-        archive = subprocess.run(["git", "archive", "HEAD", "retail_lakehouse", "dagster.yaml"], cwd=ROOT,
+        archive = subprocess.run(["git", "archive", "HEAD", "retail_lakehouse", "dagster.yaml", "pyproject.toml"], cwd=ROOT,
                                  check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
     else:
         shutil.copytree(ROOT / "retail_lakehouse", code / "retail_lakehouse", ignore=ignore)
         shutil.copy(ROOT / "dagster.yaml", code / "dagster.yaml")
+        # `dg launch` finds the project (its [tool.dg] table) from the working directory.
+        shutil.copy(ROOT / "pyproject.toml", code / "pyproject.toml")
     shutil.copytree(ROOT / "bench", code / "bench", ignore=ignore)
     return code
 

@@ -923,16 +923,22 @@ _declare(Table(
 
 _declare(Table(
     OPS, "audit_log", AUDIT,
-    grain="one row per table write",
-    description="The audit log (seed 000 §2.2): run id, layer, table, partitions, record count, status and time of every table written.",
+    grain="one row per table write, and per write that failed",
+    description=(
+        "The audit log (seed 000 §2.2): run id, layer, table, partitions, record count, status and time of every table "
+        "written, and of every write that failed, with its error."
+    ),
     columns=(
         Col("run_id", pl.String, "Dagster run id", required=True),
         Col("layer", pl.String, required=True),
         Col("table", pl.String, required=True),
         Col("partitions", pl.String, "first..last date written, or all", required=True),
-        Col("record_count", pl.Int64, required=True),
-        Col("status", pl.String, required=True),
+        Col("record_count", pl.Int64, "rows written (0 when the write failed)", required=True),
+        Col("status", pl.String, "SUCCESS, PARTIAL (some days withheld by a gate), WITHHELD or FAILED", required=True,
+            isin=("SUCCESS", "PARTIAL", "WITHHELD", "FAILED")),
         Col("timestamp", TIMESTAMP, required=True),
+        Col("error_class", pl.String, "the exception's class, for a FAILED write"),
+        Col("error_message", pl.String, "what went wrong, credentials and card numbers masked, for a FAILED write"),
     ),
     domain="ops",
 ))

@@ -1,7 +1,7 @@
 """The code location: `defs`, built from the environment's settings by `build_defs`.
 
 Every environment shares the asset code and the resource keys (`lake`, `io_manager`, `landing`,
-`card_tokenizer`, `engine`); only the classes and their configuration differ. `lake` is the one
+`card_tokenizer`, `engine`, `alerts`); only the classes and their configuration differ. `lake` is the one
 client of the Delta tables; the I/O manager writes and reads through it. `engine` runs the row-level
 rules of silver and gold (Polars in process, or Spark: `retail_lakehouse/engine.py`).
 """
@@ -11,6 +11,7 @@ import warnings
 
 import dagster as dg
 
+from retail_lakehouse.alerts import AlertSink, build_alert_sensors
 from retail_lakehouse.bronze.assets import build_bronze_assets
 from retail_lakehouse.engine import build_engine
 from retail_lakehouse.gold.assets import build_gold_assets
@@ -18,7 +19,6 @@ from retail_lakehouse.landing import LocalLandingZone
 from retail_lakehouse.maintenance import build_maintenance
 from retail_lakehouse.orchestration import (
     build_daily_schedule,
-    build_failure_sensor,
     build_lakehouse_job,
     build_landing_sensor,
 )
@@ -42,11 +42,18 @@ warnings.filterwarnings(
     message=r"Parameter `(backfill_policy|allow_nonexistent_upstream_partitions|owners)` ",
     category=dg.BetaWarning,
 )
+# Code references (each asset's link to the function that defines it) are beta in 1.13 too.
+warnings.filterwarnings(
+    "ignore",
+    message=r"(Function|Class) `(with_source_code_references|CodeReferencesMetadataValue|LocalFileCodeReference)` ",
+    category=dg.BetaWarning,
+)
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
     common = {
         "card_tokenizer": _card_tokenizer(settings),
+        "alerts": AlertSink(webhook_url=dg.EnvVar("RETAIL_LAKEHOUSE_ALERT_WEBHOOK")) if settings.alert_webhook_from_env else AlertSink(),
         "engine": build_engine(
             settings.engine, settings.spark_master, dg.EnvVar("RETAIL_LAKEHOUSE_SPARK_REMOTE") if settings.spark_remote_from_env else None
         ),
@@ -77,7 +84,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         *build_silver_assets(partitions, settings.late_data_days, settings.engine),
         *build_gold_assets(partitions, settings.start_date, settings.engine),
     ]
-    inventory = build_inventory_assets(settings.alert_webhook)
+    inventory = build_inventory_assets()
     partition_columns = {
         tuple(key.path): asset.metadata_by_key[key][PARTITION_COLUMN]
         for asset in assets
@@ -97,8 +104,9 @@ def build_defs(settings: Settings) -> dg.Definitions:
         kinds={"delta"},
         **asset_attrs(AUDIT_LOG_KEY),
     )
-    return dg.Definitions(
-        assets=[*assets, *inventory, audit_log],
+    lakehouse = dg.Definitions(
+        # Each asset links to the function that defines it (the UI's "code references").
+        assets=dg.with_source_code_references([*assets, *inventory, audit_log]),
         asset_checks=[*freshness_checks, *stored_checks],
         jobs=[job, freshness_job, pos_merge_job, maintenance_job],
         schedules=[
@@ -109,13 +117,20 @@ def build_defs(settings: Settings) -> dg.Definitions:
         sensors=[
             build_landing_sensor(job, settings.start_date, settings.late_data_days),
             build_pos_sensor(),
-            build_failure_sensor(),
+            *build_alert_sensors(),
         ],
         resources=build_resources(settings),
         # Steps share one process: a subprocess per step costs ~1 s of imports and buys nothing
         # when the work is Polars in memory.
         executor=dg.in_process_executor,
     )
+    if not settings.sql_url_from_env:
+        return lakehouse
+    # Serving (seed 000 §1.4) exists only with a database to serve to, so without one the
+    # definitions are exactly the lakehouse's.
+    from retail_lakehouse.serving.assets import build_serving_defs
+
+    return dg.Definitions.merge(lakehouse, build_serving_defs(partitions, job))
 
 
 @dg.definitions

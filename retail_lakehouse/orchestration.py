@@ -127,15 +127,3 @@ def _business_date(path: str) -> dt.date | None:
     source, _, name = path.partition("/")
     drop = Drop.from_name(source, name)
     return drop.business_date if drop else None
-
-
-def build_failure_sensor() -> dg.SensorDefinition:
-    @dg.run_failure_sensor(name="alert_on_run_failure", default_status=dg.DefaultSensorStatus.RUNNING)
-    def alert_on_run_failure(context: dg.RunFailureSensorContext):
-        """Raises the alert for a failed run (the log is the default sink)."""
-        context.log.error(
-            f"ALERT: run {context.dagster_run.run_id} of {context.dagster_run.job_name} failed: "
-            f"{context.failure_event.message}"
-        )
-
-    return alert_on_run_failure

@@ -28,6 +28,10 @@ LOCK_TIMEOUT_SECONDS = 1800.0
 
 ENGINES = ("polars", "spark")
 
+# The serving database (seed 000 §1.4); unset, nothing is served.
+SQL_URL_VARIABLE = "RETAIL_LAKEHOUSE_SQL_URL"
+SQL_URL_EXAMPLE = "postgresql+psycopg2://user:password@127.0.0.1:5432/retail"
+
 
 AZURE_PUBLIC_VARIABLES = ("AZURE_STORAGE_ACCOUNT_NAME", "RETAIL_LAKEHOUSE_AZURE_ENDPOINT")
 # Only their presence is recorded: values reach the resources through dg.EnvVar at run time, so a
@@ -77,14 +81,18 @@ class Settings:
     token_key_file: Path = field(default_factory=_default_token_key_file)
     late_data_days: int = LATE_DATA_DAYS
     lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS
-    # Low-stock alerts are POSTed here as well as logged (RETAIL_LAKEHOUSE_ALERT_WEBHOOK).
-    alert_webhook: str | None = None
+    # Alerts are POSTed to RETAIL_LAKEHOUSE_ALERT_WEBHOOK as well as logged. Only its presence is
+    # kept: a Slack or Teams webhook URL is a credential, read through dg.EnvVar at run time.
+    alert_webhook_from_env: bool = False
     # Spark engine: a master URL (local[N] by default); True when RETAIL_LAKEHOUSE_SPARK_REMOTE (a
     # Spark Connect URL, which may carry a token) is set: the engine then reads it through EnvVar.
     spark_master: str | None = None
     spark_remote_from_env: bool = False
     # True when RETAIL_LAKEHOUSE_TOKEN_KEY is set: the tokenizer then reads it through EnvVar.
     token_key_from_env: bool = False
+    # True when RETAIL_LAKEHOUSE_SQL_URL (a SQLAlchemy URL, which may carry a password) is set: the
+    # serving assets then exist and their resource reads it through EnvVar (seed 000 §1.4).
+    sql_url_from_env: bool = False
     # Azure mode: public values, and "set" for each secret variable that is present.
     azure_env: Mapping[str, str] = field(default_factory=dict, hash=False)
 
@@ -133,6 +141,12 @@ class Settings:
         if spark_remote is not None and not spark_remote.startswith("sc://"):
             # Not echoed: a Databricks Connect URL carries a token.
             raise SettingsError("RETAIL_LAKEHOUSE_SPARK_REMOTE must be a Spark Connect URL like sc://127.0.0.1:15002")
+        sql_url = env.get(SQL_URL_VARIABLE)
+        # Neither message echoes the value: a URL can carry a password.
+        if sql_url is not None and not sql_url.strip():
+            raise SettingsError(f"{SQL_URL_VARIABLE} is set but blank: set it to a SQLAlchemy URL like {SQL_URL_EXAMPLE}, or unset it")
+        if sql_url is not None and "://" not in sql_url:
+            raise SettingsError(f"{SQL_URL_VARIABLE} must be a SQLAlchemy URL like {SQL_URL_EXAMPLE}")
         azure_env = {n: env[n] for n in AZURE_PUBLIC_VARIABLES if env.get(n)}
         azure_env.update({n: "set" for n in AZURE_SECRET_VARIABLES if env.get(n)})
         if kind == "azure" and "AZURE_STORAGE_ACCOUNT_NAME" not in azure_env:
@@ -147,9 +161,10 @@ class Settings:
             token_key_file=_default_token_key_file(env),
             azure_env=azure_env,
             token_key_from_env=token_key is not None,
-            alert_webhook=env.get("RETAIL_LAKEHOUSE_ALERT_WEBHOOK") or None,
+            alert_webhook_from_env=bool(env.get("RETAIL_LAKEHOUSE_ALERT_WEBHOOK")),
             spark_master=env.get("RETAIL_LAKEHOUSE_SPARK_MASTER") or None,
             spark_remote_from_env=spark_remote is not None,
+            sql_url_from_env=sql_url is not None,
         )
 
 

@@ -29,10 +29,13 @@ from pydantic import PrivateAttr
 from retail_lakehouse import catalog
 from retail_lakehouse.locks import LOCK_FILE_NAME, lake_lock_for_run
 from retail_lakehouse.partitions import check_range_tags, days_in, window_dates
+from retail_lakehouse.redaction import redact
 from retail_lakehouse.settings import LOCK_TIMEOUT_SECONDS
 
 PARTITION_COLUMN = "partition_column"
 AUDIT_LOG_KEY = dg.AssetKey(["ops", "audit_log"])
+# A failed write's message in the audit log: enough to tell what broke, not a whole traceback.
+AUDIT_MESSAGE_CHARS = 500
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -62,12 +65,19 @@ class TableNotFound(FileNotFoundError):
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """One row of `ops/audit_log`: a write of `key`'s table by a run."""
+    """One row of `ops/audit_log`: a write of `key`'s table by a run, or a write that failed."""
 
     key: dg.AssetKey
     partitions: str
     record_count: int
     status: str
+    error_class: str | None = None
+    error_message: str | None = None
+
+    @classmethod
+    def failed(cls, key: dg.AssetKey, partitions: str, error: BaseException) -> "AuditEntry":
+        # The message is kept short and stripped of anything that looks like a credential.
+        return cls(key, partitions, 0, "FAILED", type(error).__name__, redact(str(error))[:AUDIT_MESSAGE_CHARS])
 
 
 def window_predicate(column: str, first: dt.date, end: dt.date, keep: Iterable[dt.date] = ()) -> str:
@@ -179,8 +189,9 @@ def write_whole(uri: str, frame: pl.DataFrame, storage_options: Mapping[str, str
     return _write(uri, frame, storage_options, mode="overwrite", schema_mode="overwrite")
 
 
-def append(uri: str, frame: pl.DataFrame, storage_options: Mapping[str, str] | None = None) -> int:
-    return _write(uri, frame, storage_options, mode="append")
+def append(uri: str, frame: pl.DataFrame, storage_options: Mapping[str, str] | None = None, add_columns: bool = False) -> int:
+    """Append `frame`; with `add_columns`, columns the table lacks are added to its schema."""
+    return _write(uri, frame, storage_options, mode="append", **({"schema_mode": "merge"} if add_columns else {}))
 
 
 def merge(
@@ -259,7 +270,7 @@ class Lakehouse(dg.ConfigurableResource):
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         # After the last step, failed or not, and still under the run's lock.
         try:
-            self._flush_audit()
+            self._flush_audit(context.instance)
         finally:
             self._held.close()
 
@@ -347,9 +358,9 @@ class Lakehouse(dg.ConfigurableResource):
         with self.storage_errors(key, "writing"):
             return write_whole(self.table_uri(key), frame, self.storage_options(key))
 
-    def append(self, key: dg.AssetKey, frame: pl.DataFrame) -> int:
+    def append(self, key: dg.AssetKey, frame: pl.DataFrame, add_columns: bool = False) -> int:
         with self.storage_errors(key, "appending to"):
-            return append(self.table_uri(key), frame, self.storage_options(key))
+            return append(self.table_uri(key), frame, self.storage_options(key), add_columns)
 
     def merge(self, key: dg.AssetKey, frame: pl.DataFrame, on: Sequence[str], update: bool = True) -> int:
         with self.storage_errors(key, "merging into"):
@@ -366,15 +377,24 @@ class Lakehouse(dg.ConfigurableResource):
         else:
             self._pending_audit.extend(rows)
 
-    def _flush_audit(self) -> None:
-        """Write the audit rows kept so far in this run."""
+    def _flush_audit(self, instance: dg.DagsterInstance | None = None) -> None:
+        """Write the audit rows kept so far in this run, and report the write to `instance`: the
+        audit log is written here, by the resource, not by a step that could report it."""
         if self._pending_audit:
             rows, self._pending_audit = self._pending_audit, []
-            self._write_audit(rows)
+            version = self._write_audit(rows)
+            if instance is not None:
+                failed = sum(e.status == "FAILED" for _, e, _ in rows)
+                instance.report_runless_asset_event(dg.AssetMaterialization(
+                    AUDIT_LOG_KEY,
+                    description=f"{len(rows)} writes of run {rows[0][0]}",
+                    metadata={"run_id": rows[0][0], "rows_appended": len(rows), "failed_writes": failed,
+                              "delta_version": -1 if version is None else version, "table_uri": self.display_uri(AUDIT_LOG_KEY)},
+                ))
 
-    def _write_audit(self, rows: list[tuple[str, AuditEntry, dt.datetime]]) -> None:
+    def _write_audit(self, rows: list[tuple[str, AuditEntry, dt.datetime]]) -> int | None:
         if not rows:
-            return
+            return None
         record = pl.DataFrame(
             {
                 "run_id": [run_id for run_id, _, _ in rows],
@@ -383,11 +403,14 @@ class Lakehouse(dg.ConfigurableResource):
                 "partitions": [e.partitions for _, e, _ in rows],
                 "record_count": [e.record_count for _, e, _ in rows],
                 "status": [e.status for _, e, _ in rows],
+                "error_class": [e.error_class for _, e, _ in rows],
+                "error_message": [e.error_message for _, e, _ in rows],
                 "timestamp": [at for _, _, at in rows],
             },
             schema=catalog.schema(AUDIT_LOG_KEY.path),
         )
-        self.append(AUDIT_LOG_KEY, record)
+        # An audit log an older release wrote gains the error columns on the first write.
+        return self.append(AUDIT_LOG_KEY, record, add_columns=True)
 
 
 class LocalLakehouse(Lakehouse):
@@ -426,6 +449,19 @@ class DeltaIOManager(dg.ConfigurableIOManager):
         # Both containers are checked before anything is written, so a refused audit log cannot
         # leave a table written and its write unrecorded.
         lake.preflight(key, AUDIT_LOG_KEY)
+        try:
+            entry = self._write(context, obj)
+        except Exception as err:
+            window = "all"
+            if context.definition_metadata.get(PARTITION_COLUMN) and context.has_asset_partitions:
+                first, end = window_dates(context.asset_partitions_time_window)
+                window = f"{first}..{end - dt.timedelta(days=1)}"
+            lake.audit(context.run_id, [AuditEntry.failed(key, window, err)])
+            raise
+        lake.audit(context.run_id, [entry])
+
+    def _write(self, context: dg.OutputContext, obj: pl.DataFrame | pl.LazyFrame | Audited) -> AuditEntry:
+        lake, key = self.lake, context.asset_key
         audited = obj if isinstance(obj, Audited) else Audited(obj)
         with lake.storage_errors(key, "writing"):
             frame = _collect(audited.frame)
@@ -458,7 +494,7 @@ class DeltaIOManager(dg.ConfigurableIOManager):
                 "published": not (audited.failed or audited.failed_days),
             }
         )
-        lake.audit(context.run_id, [AuditEntry(key, partitions, written, status)])
+        return AuditEntry(key, partitions, written, status)
 
     def _rows_per_day(
         self, key: dg.AssetKey, published: pl.DataFrame, column: str, first: dt.date, end: dt.date, kept: list[dt.date]

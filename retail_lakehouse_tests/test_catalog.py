@@ -184,16 +184,50 @@ def test_every_table_with_a_contract_check_has_a_pandera_schema():
 
 
 @pytest.fixture(scope="module")
-def written(generated_landing, tmp_path_factory) -> tuple[dg.Definitions, dict[tuple[str, str], pl.Schema]]:
-    """Every table of a two-day lake, with POS batches streamed into the ledger and positions."""
+def two_days(generated_landing, tmp_path_factory):
+    """A two-day lake, with POS batches streamed into the ledger and positions; and its first run."""
     lake = make_lake(tmp_path_factory.mktemp("written"), generated_landing)
     last = START + dt.timedelta(days=1)
-    assert lake.run(START, last).success
+    result = lake.run(START, last)
+    assert result.success
     lake_, landing = lake.defs.resources["lake"], LocalLandingZone(root=str(lake.landing))
     for path in sorted((generated_landing / "pos_events").glob("*.jsonl"))[:4]:
         apply_batch(lake_, landing, f"pos_events/{path.name}")
     assert lake.run(last, selection=dg.AssetSelection.assets(["gold", "pos_sales_5min"])).success
+    return lake, result
+
+
+@pytest.fixture(scope="module")
+def written(two_days) -> tuple[dg.Definitions, dict[tuple[str, str], pl.Schema]]:
+    """Every table of the two-day lake, with its schema as written."""
+    lake, _ = two_days
     return lake.defs, {key: pl.read_delta(lake.table_path("/".join(key))).schema for key in catalog.TABLES}
+
+
+def test_the_newest_partition_carries_the_previews_and_the_revenue_chart_an_analyst_looks_at(two_days):
+    lake, result = two_days
+    last = (START + dt.timedelta(days=1)).isoformat()
+    by_partition = {
+        (m.asset_key.to_user_string(), m.partition): m.metadata for m in result.get_asset_materialization_events() for m in [m.materialization]
+    }
+    chart = by_partition[("gold/agg_daily_sales", last)]
+    # The chart's figures are the facts' revenue per day and channel, summed here from fact_sales.
+    facts = lake.read("gold/fact_sales")
+    bars = chart["revenue_per_day_and_channel"].value
+    for (day, channel), revenue in facts.group_by("order_date", "sales_channel").agg(pl.col("sales_total").sum()).rows_by_key(["order_date", "sales_channel"]).items():
+        row = next(line for line in bars.splitlines() if line.startswith(f"| {day} |"))
+        assert f"{revenue[0][0]:,.2f}" in row, (day, channel)
+    spec = chart["revenue_chart_vega_lite"].value
+    assert {(v["sales_date"], v["sales_channel"]) for v in spec["data"]["values"]} == {
+        (d.isoformat(), c) for d, c in facts.select("order_date", "sales_channel").unique().iter_rows()
+    }
+    assert "order_id" in by_partition[("gold/fact_sales", last)]["preview"].value
+    assert "card_last4" in by_partition[("gold/fact_payment", last)]["preview"].value
+    # Only the newest day carries them: a year-long run does not store 365 copies.
+    assert "revenue_per_day_and_channel" not in by_partition[("gold/agg_daily_sales", START.isoformat())]
+    # Each asset links to the code that defines it.
+    refs = lake.defs.resolve_asset_graph().get(dg.AssetKey(["gold", "agg_daily_sales"])).metadata["dagster/code_references"]
+    assert refs.code_references[0].file_path.endswith("retail_lakehouse/gold/assets.py")
 
 
 def test_every_table_is_written_with_the_columns_and_types_of_its_catalog_entry(written):

@@ -14,7 +14,7 @@ from retail_lakehouse.landing import LocalLandingZone, date_prefixes
 from retail_lakehouse.storage import LocalLakehouse
 from retail_lakehouse.stream.rules import LATE_DAYS, StreamCursor
 from retail_lakehouse.stream.sensor import build_pos_sensor, requested_batches, run_config
-from retail_lakehouse.stream.tables import LEDGER, POSITIONS, apply_batch, apply_batches
+from retail_lakehouse.stream.tables import LEDGER, POSITIONS, WINDOWS, apply_batch, apply_batches
 from retail_lakehouse_tests.conftest import START, make_lake
 
 UTC = dt.timezone.utc
@@ -388,7 +388,24 @@ def test_the_merge_job_materializes_the_positions_asset_with_its_checks(generate
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(checks) == {"contract", "low_stock"} and checks["contract"].passed
     audit = lake.read("ops/audit_log").filter(pl.col("run_id") == result.run_id)
-    assert sorted(audit["table"]) == ["inventory_positions", "pos_ledger"]
+    assert sorted(audit["table"]) == ["inventory_positions", "pos_ledger", "pos_sales_5min"]
+
+
+def test_the_five_minute_windows_refresh_with_each_stream_run_as_a_rebuild_would(generated_landing, tmp_path):
+    lake = make_lake(tmp_path, generated_landing)
+    assert lake.run(START, SNAPSHOTS_THROUGH).success
+    job = lake.defs.resolve_job_def("pos_merge")
+    batches = _batches(generated_landing)
+    # Two batches twice: the replay of the second run refreshes the same windows to the same counts.
+    for chunk in (batches[:-2], batches[-2:], batches[-2:]):
+        result = job.execute_in_process(run_config=run_config(chunk))
+        [windows] = result.asset_materializations_for_node(WINDOWS.to_python_identifier())
+        assert windows.metadata["mode"].value == "stream"
+        table = lake.read("gold/pos_sales_5min")
+        # The referee: every window recounted from the whole ledger.
+        assert_frame_equal(table.sort("window_start", "store_id", "product_id"), sales_windows_5min(lake.read("gold/pos_ledger")))
+    # The last runs rewrote only the windows their two batches touched.
+    assert 0 < windows.metadata["windows_refreshed"].value < table.height
 
 
 def test_stream_runs_and_the_daily_run_write_the_positions_through_the_same_asset(generated_landing, tmp_path):

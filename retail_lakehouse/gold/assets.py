@@ -14,7 +14,7 @@ import polars as pl
 from retail_lakehouse.engine import Engine, Source
 from pydantic import Field
 
-from retail_lakehouse.gold import basket, churn, forecast, pricing, star
+from retail_lakehouse.gold import basket, charts, churn, forecast, pricing, star
 from retail_lakehouse.gold.customer360 import CUSTOMER_360_READS, build_customer_360
 from retail_lakehouse.policies import RETRY, SINGLE_RUN
 from retail_lakehouse.quality import checks
@@ -54,6 +54,16 @@ def _preview(frame: pl.DataFrame, rows: int = 10) -> dg.MetadataValue:
     """A few rows as a Markdown table; lists shown comma-joined, floats to 3 places."""
     shown = frame.head(rows).with_columns(pl.col(pl.List(pl.String)).list.join(", "), pl.col(pl.Float64).round(3))
     return dg.MetadataValue.md(checks.markdown(shown)) if shown.height else dg.MetadataValue.text("none")
+
+
+# What the newest partition's preview shows of a fact table (ids, amounts, no customer attributes).
+FACT_SALES_PREVIEW = ("order_id", "line_number", "order_date", "product_id", "store_id", "sales_channel", "quantity", "sales_total", "is_returned")
+FACT_PAYMENT_PREVIEW = ("payment_id", "order_id", "payment_type", "card_brand", "card_last4", "amount", "payment_status", "is_refunded")
+
+
+def _newest(frame: pl.DataFrame, day_column: str) -> pl.DataFrame:
+    """The rows of the newest day in `frame`."""
+    return frame.filter(pl.col(day_column) == pl.col(day_column).max())
 
 
 def _reads(inputs: dict[str, pl.LazyFrame], reads: dict[str, tuple[str, ...]]) -> dict[str, pl.DataFrame]:
@@ -128,15 +138,17 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
 
     def publish(
         context: dg.AssetExecutionContext, name: str, frame: pl.DataFrame, *extra: checks.Verdict,
-        day_column: str | None = None, metadata: dict | None = None,
+        day_column: str | None = None, metadata: dict | None = None, newest_day: dict | None = None,
     ):
         """Write–audit–publish: the table's contract and its other checks are evaluated (per day
         for a partitioned table) before the write; what fails a blocking check is withheld and
-        keeps its previous version."""
+        keeps its previous version. `newest_day` is metadata for the window's newest partition
+        only (a preview, a chart): on every day of a year-long run it would be 365 copies."""
         days = window_days(context) if day_column else None
         verdicts = [checks.contract_result(("gold", name), frame, day_column, days), *extra]
         if day_column:
-            yield dg.Output(Audited(frame, frozenset().union(*(v.failed_days for v in verdicts))), metadata=metadata)
+            failed = frozenset().union(*(v.failed_days for v in verdicts))
+            yield dg.Output(Audited(frame, failed, day_metadata={days[-1]: newest_day} if newest_day else {}), metadata=metadata)
         else:
             yield dg.Output(Audited(frame, failed=any(v.blocks for v in verdicts)), metadata=metadata)
         for verdict in verdicts:
@@ -187,7 +199,8 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
             return {"facts": star.build_fact_sales(sales, customers, products, now)}
 
         facts = engine.map_groups(lake, Source.for_input(context, "sales", SILVER_SALES, "order_date"), ("order_id",), rule)["facts"]
-        yield from publish(context, "fact_sales", facts, checks.orphans_result(facts, days=window_days(context)), day_column="order_date")
+        preview = {"preview": _preview(_newest(facts, "order_date").select(FACT_SALES_PREVIEW))}
+        yield from publish(context, "fact_sales", facts, checks.orphans_result(facts, days=window_days(context)), day_column="order_date", newest_day=preview)
         _refresh_stale_keys(context, lake, customers, products)
 
     @dg.asset(**checked("fact_payment"), ins={"payments": _engine_read(["silver", "payment"])}, **partitioned(), **on_engine)
@@ -201,14 +214,19 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
         source = Source.for_input(context, "payments", dg.AssetKey(["silver", "payment"]), "transaction_date")
         facts = engine.map_groups(lake, source, ("payment_id",), rule)["facts"]
         verdict = checks.refunds_within_payments_result(facts, days=window_days(context))
-        yield from publish(context, "fact_payment", facts, verdict, day_column="transaction_date")
+        preview = {"preview": _preview(_newest(facts, "transaction_date").select(FACT_PAYMENT_PREVIEW))}
+        yield from publish(context, "fact_payment", facts, verdict, day_column="transaction_date", newest_day=preview)
 
     @dg.asset(**checked("agg_daily_sales"), ins={"facts": _engine_read(["gold", "fact_sales"])}, **partitioned(), **on_engine)
     def agg_daily_sales(context: dg.AssetExecutionContext, lake: Lakehouse, engine: Engine):
         """One row per sales date and channel: revenue, quantity, orders, lines, customers, returns, AOV."""
         out = engine.map_groups(lake, Source.for_input(context, "facts", FACT_SALES, "order_date"), ("order_date",), _daily_with_revenue)
         verdict = checks.revenue_reconciles_result(out["revenue"], out["agg"], days=window_days(context))
-        yield from publish(context, "agg_daily_sales", out["agg"], verdict, day_column="sales_date")
+        chart = {
+            "revenue_per_day_and_channel": dg.MetadataValue.md(charts.revenue_bars(out["agg"])),
+            "revenue_chart_vega_lite": dg.MetadataValue.json(charts.revenue_vega(out["agg"])),
+        }
+        yield from publish(context, "agg_daily_sales", out["agg"], verdict, day_column="sales_date", newest_day=chart)
 
     @dg.asset(**checked("sales_performance"), ins={"facts": _engine_read(["gold", "fact_sales"])}, **partitioned(), **on_engine)
     def sales_performance(context: dg.AssetExecutionContext, lake: Lakehouse, engine: Engine):

@@ -1,13 +1,10 @@
 """The stream's assets: the ledger, `gold/inventory_positions` and `gold/pos_sales_5min`."""
 
-import json
-import urllib.request
-from collections.abc import Callable
-
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from retail_lakehouse.alerts import LOW_STOCK, Alert, AlertSink
 from retail_lakehouse.gold.positions import POS_EVENT_SCHEMA, POSITION_SCHEMA, sales_windows_5min
 from retail_lakehouse.landing import LandingZone
 from retail_lakehouse.policies import RETRY, SINGLE_RUN
@@ -15,10 +12,8 @@ from retail_lakehouse.quality import checks
 from retail_lakehouse.quality.policy import check_specs_for
 from retail_lakehouse.specs import asset_attrs
 from retail_lakehouse.storage import AuditEntry, Lakehouse
-from retail_lakehouse.stream.tables import INVENTORY, LEDGER, PAIR, POSITIONS, Merged, apply_batches, recompute_positions, write_positions
+from retail_lakehouse.stream.tables import INVENTORY, LEDGER, PAIR, POSITIONS, WINDOWS, Merged, apply_batches, recompute_positions, write_positions
 
-WINDOWS = dg.AssetKey(["gold", "pos_sales_5min"])
-LOW_STOCK = "low_stock"
 # Stream runs and the daily run both write the positions; with a limit of 1 on this pool
 # (`dagster instance concurrency set inventory_positions 1`) their steps never overlap, so a
 # recompute can never overwrite a merge it did not see.
@@ -30,19 +25,6 @@ class PosBatches(dg.Config):
         default_factory=list,
         description="Micro-batches (pos_events/<file>) to merge first, as the pos_stream sensor requests; none: recompute every position.",
     )
-
-
-def send_alert(message: str, payload: dict, log: Callable[[str], None], webhook_url: str | None) -> None:
-    """The alert sink: the log always; a webhook too when one is configured (failures only logged)."""
-    log(message)
-    if not webhook_url:
-        return
-    request = urllib.request.Request(webhook_url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=5):
-            pass
-    except OSError as err:
-        log(f"alert webhook failed: {err}")
 
 
 def _stream_metadata(merged: Merged) -> dict[str, object]:
@@ -57,7 +39,7 @@ def _stream_metadata(merged: Merged) -> dict[str, object]:
     }
 
 
-def build_inventory_assets(webhook_url: str | None = None) -> list:
+def build_inventory_assets() -> list:
     ledger = dg.AssetSpec(LEDGER, group_name="gold", kinds={"delta"}, **asset_attrs(LEDGER))
 
     @dg.asset(
@@ -71,7 +53,7 @@ def build_inventory_assets(webhook_url: str | None = None) -> list:
         check_specs=check_specs_for(POSITIONS),
         **asset_attrs(POSITIONS),
     )
-    def inventory_positions(context: dg.AssetExecutionContext, config: PosBatches, lake: Lakehouse, landing: LandingZone):
+    def inventory_positions(context: dg.AssetExecutionContext, config: PosBatches, lake: Lakehouse, landing: LandingZone, alerts: AlertSink):
         """One row per store and product: latest snapshot minus the POS quantities sold since it.
 
         A `pos_merge` run (config `batches`) merges its micro-batches into the ledger exactly once
@@ -112,28 +94,47 @@ def build_inventory_assets(webhook_url: str | None = None) -> list:
         # Alert on the pairs this run moved: a stream run every 30 s must not repeat the whole list.
         alerted = written.filter(pl.col("is_below_reorder_point")).select(columns)
         if alerted.height:
-            send_alert(
-                f"low stock: {alerted.height} store/product pairs below their reorder point",
-                {"alert": "low_stock", "pairs": alerted.head(100).to_dicts()},
-                context.log.warning,
-                webhook_url,
-            )
+            alerts.send([Alert(
+                LOW_STOCK, POSITIONS.to_user_string(), None,
+                f"{alerted.height} store/product pairs below their reorder point",
+                context.run.run_id, {"pairs": alerted.head(100).to_dicts()},
+            )], context.log.warning)
         yield dg.AssetCheckResult(
             check_name=LOW_STOCK,
             passed=low.height == 0,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"pairs_below_reorder_point": low.height, "pairs": dg.MetadataValue.json(low.head(50).to_dicts())},
+            metadata={
+                "pairs_below_reorder_point": low.height,
+                "pairs": dg.MetadataValue.md(checks.markdown(low.head(50))) if low.height else dg.MetadataValue.text("none"),
+            },
         )
 
     @dg.asset(
-        key=WINDOWS, group_name="gold", kinds={"polars", "delta"}, deps=[LEDGER], backfill_policy=SINGLE_RUN, retry_policy=RETRY,
-        check_specs=check_specs_for(WINDOWS), **asset_attrs(WINDOWS),
+        key=WINDOWS, group_name="gold", kinds={"polars", "delta"},
+        # After the positions step, which is what writes the ledger in a stream run.
+        deps=[LEDGER, POSITIONS],
+        backfill_policy=SINGLE_RUN, retry_policy=RETRY, check_specs=check_specs_for(WINDOWS), **asset_attrs(WINDOWS),
     )
-    def pos_sales_5min(lake: Lakehouse):
-        """Units sold and returned per store, product and 5-minute window, from the POS ledger."""
-        events = lake.read(LEDGER) if lake.exists(LEDGER) else pl.DataFrame(schema=POS_EVENT_SCHEMA)
-        frame = sales_windows_5min(events)
-        yield dg.Output(frame)
+    def pos_sales_5min(context: dg.AssetExecutionContext, config: PosBatches, lake: Lakehouse):
+        """Units sold and returned per store, product and 5-minute window, from the POS ledger.
+
+        A `pos_merge` run refreshes only the windows its batches' events fall in (recounted from the
+        whole ledger, so a window several batches share stays right); the daily run rebuilds all.
+        """
+        exists = lake.exists(LEDGER)
+        if config.batches and exists and lake.exists(WINDOWS):
+            start = pl.col("event_ts").dt.truncate("5m")
+            touched = lake.scan(LEDGER).filter(pl.col("batch").is_in(config.batches)).select(start.alias("w")).unique()
+            events = lake.scan(LEDGER).filter(start.is_in(touched.collect()["w"].implode())).collect()
+            frame = sales_windows_5min(events)
+            version = lake.merge(WINDOWS, frame, on=("window_start", "store_id", "product_id")) if frame.height else lake.version(WINDOWS)
+            lake.audit(context.run.run_id, [AuditEntry(WINDOWS, "all", frame.height, "SUCCESS")])
+            yield dg.MaterializeResult(metadata={
+                "mode": "stream", "windows_refreshed": frame.height, "delta_version": version, "table_uri": lake.display_uri(WINDOWS),
+            })
+        else:
+            frame = sales_windows_5min(lake.read(LEDGER) if exists else pl.DataFrame(schema=POS_EVENT_SCHEMA))
+            yield dg.Output(frame, metadata={"mode": "rebuild"})
         yield checks.contract_result(("gold", "pos_sales_5min"), frame).result
 
     return [ledger, inventory_positions, pos_sales_5min]

@@ -18,22 +18,24 @@ from retail_lakehouse.stream.rules import (
     plan_runs,
     plan_tick,
 )
-from retail_lakehouse.stream.tables import POSITIONS, merged_batches
+from retail_lakehouse.stream.tables import POSITIONS, WINDOWS, merged_batches
 
 POS_JOB = "pos_merge"
 _STEP = POSITIONS.to_python_identifier()
+_STEPS = (_STEP, WINDOWS.to_python_identifier())
 
 pos_merge_job = dg.define_asset_job(
     POS_JOB,
-    selection=dg.AssetSelection.assets(POSITIONS),
+    selection=dg.AssetSelection.assets(POSITIONS, WINDOWS),
     executor_def=dg.in_process_executor,
-    description="Merge POS micro-batches into the ledger and inventory positions, exactly once.",
+    description="Merge POS micro-batches into the ledger and inventory positions, exactly once, and refresh their 5-minute windows.",
 )
 
 
 def run_config(batches: Iterable[str]) -> dict:
-    """The run config of a `pos_merge` run over `batches`."""
-    return {"ops": {_STEP: {"config": {"batches": list(batches)}}}}
+    """The run config of a `pos_merge` run over `batches` (both steps read the same list)."""
+    batches = list(batches)
+    return {"ops": {step: {"config": {"batches": batches}} for step in _STEPS}}
 
 
 def requested_batches(config: Mapping) -> list[str]:

@@ -18,6 +18,7 @@ from retail_lakehouse.stream.rules import POS_SOURCE, batch_drop, clean_pos_even
 
 LEDGER = dg.AssetKey(["gold", "pos_ledger"])
 POSITIONS = dg.AssetKey(["gold", "inventory_positions"])
+WINDOWS = dg.AssetKey(["gold", "pos_sales_5min"])
 INVENTORY = dg.AssetKey(["silver", "inventory"])
 PAIR = ("store_id", "product_id")
 # Reads of a remote landing zone are one request per blob: several at once, so a run of thousands
