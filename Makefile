@@ -74,6 +74,11 @@ azure-containers: setup
 azure-upload: setup
 	$(BIN)/python -m retail_lakehouse.azure upload --from data/landing
 
+# The analysts' SQL shell over the gold Delta tables; the seed 000 §9 queries are in
+# retail_lakehouse/serving/queries/.
+sql: setup
+	$(BIN)/python -m retail_lakehouse.serving.shell
+
 ui: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
