@@ -52,8 +52,11 @@ system-packages:
 		$$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
+# Two workers: most tests wait on processes (Spark, the webserver, Chromium, Postgres, retries'
+# back-off), so two run in about the time of one on these 2-core machines. TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
 test: setup $(NODE_STAMP) $(CONNECT_STAMP) system-packages
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .
