@@ -456,7 +456,12 @@ class DeltaIOManager(dg.ConfigurableIOManager):
             if context.definition_metadata.get(PARTITION_COLUMN) and context.has_asset_partitions:
                 first, end = window_dates(context.asset_partitions_time_window)
                 window = f"{first}..{end - dt.timedelta(days=1)}"
-            lake.audit(context.run_id, [AuditEntry.failed(key, window, err)])
+            try:
+                lake.audit(context.run_id, [AuditEntry.failed(key, window, err)])
+            except Exception as audit_err:
+                # Outside a run the row is written at once, maybe to the very store that just
+                # failed: the write's own error is the one to raise.
+                context.log.warning(f"the failed write of {key.to_user_string()} could not be audited: {type(audit_err).__name__}")
             raise
         lake.audit(context.run_id, [entry])
 
