@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from retail_lakehouse_tests.processes import free_port, stop_group
+
 
 class PostgresNotInstalled(RuntimeError):
     pass
@@ -29,18 +31,12 @@ def _bin(name: str) -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Postgres:
     """One PostgreSQL cluster with a database `name`; `url` is a SQLAlchemy URL for psycopg2."""
 
     def __init__(self, name: str = "lakehouse", startup_timeout: float = 30.0):
         self.name = name
-        self.port = _free_port()
+        self.port = free_port()
         self.startup_timeout = startup_timeout
         self.folder = Path(tempfile.mkdtemp(prefix="postgres-"))
         self.data = self.folder / "data"
@@ -92,18 +88,7 @@ class Postgres:
     def stop(self, timeout: float = 15.0) -> None:
         """SIGINT (fast shutdown) to the server's own process group, then SIGKILL."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        for sig in (signal.SIGINT, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                proc.wait(timeout)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(proc, signal.SIGINT, timeout)
 
     def __enter__(self) -> Postgres:
         return self.start()

@@ -23,7 +23,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from retail_lakehouse.generator import generate
 from retail_lakehouse.partitions import RANGE_END_TAG, RANGE_START_TAG
 from retail_lakehouse_tests.conftest import TEST_TOKEN_KEY, make_lake
 from retail_lakehouse_tests.postgres import Postgres
+from retail_lakehouse_tests.processes import stop_group
 from retail_lakehouse_tests.webserver import PROJECT_ROOT, Webserver, free_port
 
 DEPLOYMENT_CONFIG = PROJECT_ROOT / "docker" / "dagster.yaml"
@@ -99,14 +99,7 @@ def _code_server(port: int, log: Path, startup_timeout: float = 90.0):
                 time.sleep(0.25)
         yield
     finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            try:
-                proc.wait(20)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(proc, timeout=20)
 
 
 def _workspace(path: Path, port: int) -> Path:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,12 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from retail_lakehouse_tests.processes import free_port, stop_group
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Answers with a non-empty list once the code location is loaded, not merely once the server listens.
 READY_QUERY = "{ assetNodes { id } }"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def graphql(port: int, query: str, variables: Mapping[str, object] | None = None, timeout: float = 30) -> dict:
@@ -85,19 +80,7 @@ class Webserver:
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM to the server's own process group (the code server it spawned included), then SIGKILL."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        proc.wait()
+        stop_group(proc, signal.SIGTERM, timeout)
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
