@@ -91,6 +91,9 @@ class Col:
     gt: float | None = None
     le: float | None = None
     pattern: str | None = None  # a regular expression every value matches
+    # The upstream columns this one is computed from, as "layer/table.column" (column lineage);
+    # empty: the same-named column of the table's `derived_from` tables, where they have one.
+    lineage: tuple[str, ...] = ()
 
     def rules(self) -> list[str]:
         """The value rules in words, as the Dagster UI shows them."""
@@ -137,10 +140,15 @@ class Table:
     classification: str = INTERNAL
     owner: str = ""  # default: the layer's owner
     cleaned_from: str | None = None  # silver: the bronze table it is cleaned from
+    # Tables ("layer/table") whose same-named columns this table's columns come from, for column
+    # lineage; silver defaults to its bronze table.
+    derived_from: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.owner:
             object.__setattr__(self, "owner", OWNERS[self.layer])
+        if not self.derived_from and self.cleaned_from:
+            object.__setattr__(self, "derived_from", (f"{BRONZE}/{self.cleaned_from}",))
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names):
             raise ValueError(f"{self.layer}/{self.name}: a column is declared twice")
@@ -519,6 +527,7 @@ _declare(Table(
     unique=("customer_key",),
     checks=(_contract(), _scd2("customer")),
     domain="customer", classification=PII,
+    derived_from=("silver/customer_history",),
 ))
 
 _declare(Table(
@@ -534,6 +543,7 @@ _declare(Table(
     unique=("product_key",),
     checks=(_contract(), _scd2("product")),
     domain="product",
+    derived_from=("silver/product_history",),
 ))
 
 _declare(Table(
@@ -548,6 +558,7 @@ _declare(Table(
     unique=("store_key",),
     checks=(_contract(),),
     domain="store",
+    derived_from=("silver/store",),
 ))
 
 # Int32 parts are what Spark's date functions return, so both engines write the same Delta schema.
@@ -579,9 +590,11 @@ _declare(Table(
         Col("order_id", pl.String, required=True),
         Col("line_number", pl.Int32, required=True),
         Col("customer_id", pl.String),
-        Col("customer_key", pl.Int64, "dim_customer version valid at order_ts; -1 if unknown", required=True),
+        Col("customer_key", pl.Int64, "dim_customer version valid at order_ts; -1 if unknown", required=True,
+            lineage=("gold/dim_customer.customer_key", "silver/sales.customer_id", "silver/sales.order_ts")),
         Col("product_id", pl.String),
-        Col("product_key", pl.Int64, "dim_product version valid at order_ts; -1 if unknown", required=True),
+        Col("product_key", pl.Int64, "dim_product version valid at order_ts; -1 if unknown", required=True,
+            lineage=("gold/dim_product.product_key", "silver/sales.product_id", "silver/sales.order_ts")),
         Col("store_id", pl.String),
         Col("order_date", pl.Date, "the partition", required=True),
         Col("delivery_date", pl.Date),
@@ -613,6 +626,7 @@ _declare(Table(
         _freshness("order_date"),
     ),
     domain="sales", classification=FINANCIAL,
+    derived_from=("silver/sales",),
 ))
 
 _declare(Table(
@@ -640,6 +654,7 @@ _declare(Table(
     partition="transaction_date", late=True,
     checks=(_contract(), Check(REFUNDS_WITHIN_PAYMENTS, True, "No refund exceeds its payment."), _freshness("transaction_date")),
     domain="payment", classification=FINANCIAL,
+    derived_from=("silver/payment",),
 ))
 
 _declare(Table(
@@ -647,15 +662,15 @@ _declare(Table(
     grain="one row per sales date and channel",
     description="Daily revenue, quantity, orders, lines, customers, returns and average order value (seed 000 §1.3).",
     columns=(
-        Col("sales_date", pl.Date, "the partition", required=True),
-        Col("sales_channel", pl.String, required=True, isin=SALES_CHANNELS),
-        Col("total_revenue", MONEY, "sum of sales_total", required=True),
-        Col("total_quantity", pl.Int64, "sum of quantity"),
-        Col("total_orders", pl.Int64, "count of distinct order_id", required=True),
-        Col("total_lines", pl.Int64, "count of order lines", required=True, gt=0),
-        Col("unique_customers", pl.Int64, "count of distinct customer_id"),
-        Col("return_count", pl.Int64, "count of returned lines"),
-        Col("avg_order_value", MONEY, "total_revenue / total_orders, rounded half-even"),
+        Col("sales_date", pl.Date, "the partition", required=True, lineage=("gold/fact_sales.order_date",)),
+        Col("sales_channel", pl.String, required=True, isin=SALES_CHANNELS, lineage=("gold/fact_sales.sales_channel",)),
+        Col("total_revenue", MONEY, "sum of sales_total", required=True, lineage=("gold/fact_sales.sales_total",)),
+        Col("total_quantity", pl.Int64, "sum of quantity", lineage=("gold/fact_sales.quantity",)),
+        Col("total_orders", pl.Int64, "count of distinct order_id", required=True, lineage=("gold/fact_sales.order_id",)),
+        Col("total_lines", pl.Int64, "count of order lines", required=True, gt=0, lineage=("gold/fact_sales.sales_id",)),
+        Col("unique_customers", pl.Int64, "count of distinct customer_id", lineage=("gold/fact_sales.customer_id",)),
+        Col("return_count", pl.Int64, "count of returned lines", lineage=("gold/fact_sales.is_returned",)),
+        Col("avg_order_value", MONEY, "total_revenue / total_orders, rounded half-even", lineage=("gold/fact_sales.sales_total", "gold/fact_sales.order_id")),
     ),
     unique=("sales_date", "sales_channel"),
     partition="sales_date", late=True,
@@ -672,14 +687,14 @@ _declare(Table(
     grain="one row per sales date and channel",
     description="Seed 000 §9.1: orders, revenue, average line value, returns and return rate.",
     columns=(
-        Col("sales_date", pl.Date, "the partition", required=True),
-        Col("sales_channel", pl.String, required=True),
-        Col("num_orders", pl.Int64),
-        Col("num_lines", pl.Int64),
-        Col("total_revenue", MONEY),
-        Col("avg_line_value", MONEY),
-        Col("returns", pl.Int64),
-        Col("return_rate", PERCENT, "returned lines per 100 lines"),
+        Col("sales_date", pl.Date, "the partition", required=True, lineage=("gold/fact_sales.order_date",)),
+        Col("sales_channel", pl.String, required=True, lineage=("gold/fact_sales.sales_channel",)),
+        Col("num_orders", pl.Int64, lineage=("gold/fact_sales.order_id",)),
+        Col("num_lines", pl.Int64, lineage=("gold/fact_sales.sales_id",)),
+        Col("total_revenue", MONEY, lineage=("gold/fact_sales.sales_total",)),
+        Col("avg_line_value", MONEY, lineage=("gold/fact_sales.sales_total", "gold/fact_sales.sales_id")),
+        Col("returns", pl.Int64, lineage=("gold/fact_sales.is_returned",)),
+        Col("return_rate", PERCENT, "returned lines per 100 lines", lineage=("gold/fact_sales.is_returned", "gold/fact_sales.sales_id")),
     ),
     unique=("sales_date", "sales_channel"),
     partition="sales_date", late=True,
@@ -695,16 +710,17 @@ _declare(Table(
         Col("customer_id", pl.String, required=True),
         Col("name", pl.String),
         Col("customer_segment", pl.String),
-        Col("total_orders", pl.Int64),
-        Col("lifetime_value", MONEY, required=True),
-        Col("first_purchase_date", pl.Date),
-        Col("last_purchase_date", pl.Date),
-        Col("days_since_purchase", pl.Int64),
-        Col("avg_order_value", MONEY),
+        Col("total_orders", pl.Int64, lineage=("gold/fact_sales.order_id",)),
+        Col("lifetime_value", MONEY, required=True, lineage=("gold/fact_sales.sales_total",)),
+        Col("first_purchase_date", pl.Date, lineage=("gold/fact_sales.order_date",)),
+        Col("last_purchase_date", pl.Date, lineage=("gold/fact_sales.order_date",)),
+        Col("days_since_purchase", pl.Int64, lineage=("gold/fact_sales.order_date",)),
+        Col("avg_order_value", MONEY, lineage=("gold/fact_sales.sales_total", "gold/fact_sales.order_id")),
     ),
     unique=("customer_id",),
     checks=(_contract(),),
     domain="customer", classification=PII,
+    derived_from=("gold/dim_customer",),
 ))
 
 _declare(Table(
@@ -716,16 +732,17 @@ _declare(Table(
         Col("name", pl.String),
         Col("category", pl.String),
         Col("total_sales", pl.Int64),
-        Col("total_units_sold", pl.Int64),
-        Col("units_returned", pl.Int64),
-        Col("return_rate_pct", PERCENT),
-        Col("total_revenue", MONEY),
-        Col("total_refunds", MONEY),
-        Col("refund_rate_pct", PERCENT),
+        Col("total_units_sold", pl.Int64, lineage=("gold/fact_sales.quantity",)),
+        Col("units_returned", pl.Int64, lineage=("gold/fact_sales.return_quantity",)),
+        Col("return_rate_pct", PERCENT, lineage=("gold/fact_sales.return_quantity", "gold/fact_sales.quantity")),
+        Col("total_revenue", MONEY, lineage=("gold/fact_sales.sales_total",)),
+        Col("total_refunds", MONEY, lineage=("gold/fact_sales.return_amount",)),
+        Col("refund_rate_pct", PERCENT, lineage=("gold/fact_sales.return_amount", "gold/fact_sales.sales_total")),
     ),
     unique=("product_id",),
     checks=(_contract(),),
     domain="product", classification=FINANCIAL,
+    derived_from=("gold/dim_product",),
 ))
 
 _declare(Table(

@@ -2,7 +2,7 @@
 
 `asset_attrs(key)` is splatted into `@dg.asset`, `dg.AssetOut` or `dg.AssetSpec`, so every asset
 carries its catalog entry: the grain as the first sentence of its description, the column schema
-with types and constraints, the table name, the partition column the I/O manager writes by, owners
+with types and constraints, the column lineage where the catalog knows it, the table name, the partition column the I/O manager writes by, owners
 and tags (layer, domain, data classification).
 """
 
@@ -12,7 +12,7 @@ import dagster as dg
 import polars as pl
 
 from retail_lakehouse import catalog
-from retail_lakehouse.storage import PARTITION_COLUMN
+from retail_lakehouse.storage import COLUMN_LINEAGE, PARTITION_COLUMN
 
 
 def type_name(dtype: pl.DataType | type[pl.DataType]) -> str:
@@ -42,6 +42,22 @@ def column_schema(key: dg.AssetKey | Sequence[str] | str) -> dg.TableSchema:
     return dg.TableSchema(columns=columns, constraints=dg.TableConstraints(other=composite) if composite else None)
 
 
+def column_lineage(key: dg.AssetKey | Sequence[str] | str) -> dg.TableColumnLineage | None:
+    """Each column's upstream columns: those it declares, else the same-named column of the tables
+    it is derived from."""
+    entry = catalog.table(key)
+    sources = [catalog.table(path) for path in entry.derived_from]
+    deps: dict[str, list[dg.TableColumnDep]] = {}
+    for col in entry.columns:
+        refs = [tuple(ref.rsplit(".", 1)) for ref in col.lineage] or [(s.path, col.name) for s in sources if col.name in s.column_names]
+        for path, name in refs:
+            if name not in catalog.table(path).column_names:
+                raise ValueError(f"{entry.path}.{col.name}: its lineage names {path}.{name}, which is not a column")
+        if refs:
+            deps[col.name] = [dg.TableColumnDep(asset_key=dg.AssetKey(path.split("/")), column_name=name) for path, name in refs]
+    return dg.TableColumnLineage(deps_by_column=deps) if deps else None
+
+
 def catalog_metadata(key: dg.AssetKey | Sequence[str] | str) -> dict[str, object]:
     """Definition metadata of a table; includes `partition_column` (the I/O manager writes partitions by it)."""
     entry = catalog.table(key)
@@ -50,6 +66,9 @@ def catalog_metadata(key: dg.AssetKey | Sequence[str] | str) -> dict[str, object
         "dagster/table_name": f"{entry.layer}.{entry.name}",
         "grain": entry.grain,
     }
+    lineage = column_lineage(key)
+    if lineage is not None:
+        metadata[COLUMN_LINEAGE] = lineage
     if entry.partition:
         metadata[PARTITION_COLUMN] = entry.partition
         metadata["late_window"] = entry.late

@@ -33,6 +33,7 @@ from retail_lakehouse.redaction import redact
 from retail_lakehouse.settings import LOCK_TIMEOUT_SECONDS
 
 PARTITION_COLUMN = "partition_column"
+COLUMN_LINEAGE = "dagster/column_lineage"
 AUDIT_LOG_KEY = dg.AssetKey(["ops", "audit_log"])
 # A failed write's message in the audit log: enough to tell what broke, not a whole traceback.
 AUDIT_MESSAGE_CHARS = 500
@@ -471,6 +472,8 @@ class DeltaIOManager(dg.ConfigurableIOManager):
         with lake.storage_errors(key, "writing"):
             frame = _collect(audited.frame)
         column = context.definition_metadata.get(PARTITION_COLUMN)
+        # Column lineage is materialization metadata to Dagster: each write reports its table's.
+        lineage = context.definition_metadata.get(COLUMN_LINEAGE)
         if column and context.has_asset_partitions:
             first, end = window_dates(context.asset_partitions_time_window)
             failed = sorted(d for d in audited.failed_days if first <= d < end)
@@ -482,7 +485,11 @@ class DeltaIOManager(dg.ConfigurableIOManager):
                 version = lake.version(key)
             partitions = f"{first}..{end - dt.timedelta(days=1)}"
             rows = self._rows_per_day(key, published, column, first, end, kept)
-            self._partition_metadata(context, rows, set(failed), audited.day_metadata)
+            extra = {day: dict(m) for day, m in audited.day_metadata.items()}
+            if lineage is not None:
+                # On the window's newest partition only: a year's backfill need not store it 365 times.
+                extra.setdefault(end - dt.timedelta(days=1), {})[COLUMN_LINEAGE] = lineage
+            self._partition_metadata(context, rows, set(failed), extra)
             written = published.height
             status = ("WITHHELD" if len(failed) == len(rows) else "PARTIAL") if failed else "SUCCESS"
         elif audited.failed:
@@ -491,6 +498,8 @@ class DeltaIOManager(dg.ConfigurableIOManager):
             version = lake.write_whole(key, frame)
             partitions, written, status = "all", frame.height, "SUCCESS"
             context.add_output_metadata({"dagster/row_count": frame.height})
+            if lineage is not None:
+                context.add_output_metadata({COLUMN_LINEAGE: lineage})
         context.add_output_metadata(
             {
                 "delta_version": -1 if version is None else version,

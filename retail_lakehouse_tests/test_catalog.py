@@ -223,8 +223,13 @@ def test_the_newest_partition_carries_the_previews_and_the_revenue_chart_an_anal
     }
     assert "order_id" in by_partition[("gold/fact_sales", last)]["preview"].value
     assert "card_last4" in by_partition[("gold/fact_payment", last)]["preview"].value
+    # Column lineage is materialization metadata; whole tables carry it on every write.
+    lineage = by_partition[("gold/agg_daily_sales", last)]["dagster/column_lineage"]
+    assert [(d.asset_key.to_user_string(), d.column_name) for d in lineage.value.deps_by_column["total_revenue"]] == [("gold/fact_sales", "sales_total")]
+    assert "dagster/column_lineage" in by_partition[("gold/customer_lifetime_value", None)]
     # Only the newest day carries them: a year-long run does not store 365 copies.
-    assert "revenue_per_day_and_channel" not in by_partition[("gold/agg_daily_sales", START.isoformat())]
+    first = by_partition[("gold/agg_daily_sales", START.isoformat())]
+    assert "revenue_per_day_and_channel" not in first and "dagster/column_lineage" not in first
     # Each asset links to the code that defines it.
     refs = lake.defs.resolve_asset_graph().get(dg.AssetKey(["gold", "agg_daily_sales"])).metadata["dagster/code_references"]
     assert refs.code_references[0].file_path.endswith("retail_lakehouse/gold/assets.py")
@@ -244,3 +249,28 @@ def test_the_column_schema_dagster_shows_is_the_one_written(written):
         assert shown is not None, "/".join(key)
         assert [(c.name, c.type) for c in shown.columns] == [(n, type_name(t)) for n, t in got.items()], "/".join(key)
 
+
+
+def test_column_lineage_links_written_columns_to_columns_of_direct_upstream_tables(written):
+    defs, schemas = written
+    graph = defs.resolve_asset_graph()
+    linked = {}
+    for key, spec in _specs(defs).items():
+        lineage = spec.metadata.get("dagster/column_lineage")
+        if lineage is None:
+            continue
+        parents = graph.get(spec.key).parent_keys
+        for column, deps in lineage.deps_by_column.items():
+            assert column in schemas[key], (key, column)
+            for dep in deps:
+                assert dep.asset_key in parents, (key, column, dep.asset_key)
+                assert dep.column_name in schemas[tuple(dep.asset_key.path)], (key, column, dep)
+                linked.setdefault(key, {}).setdefault(column, set()).add((dep.asset_key.to_user_string(), dep.column_name))
+    # Every silver column that bronze delivers under its name is linked to it.
+    for entry in catalog.tables("silver"):
+        bronze = catalog.table("bronze", entry.cleaned_from)
+        expected = {c: {(bronze.path, c)} for c in entry.column_names if c in bronze.column_names}
+        assert expected and {c: linked[entry.key][c] for c in expected} == expected, entry.path
+    assert linked[("gold", "agg_daily_sales")]["total_revenue"] == {("gold/fact_sales", "sales_total")}
+    assert linked[("gold", "fact_sales")]["customer_key"] >= {("gold/dim_customer", "customer_key"), ("silver/sales", "customer_id")}
+    assert linked[("gold", "dim_customer")]["email"] == {("silver/customer_history", "email")}
