@@ -198,7 +198,7 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
         def rule(sales: pl.DataFrame) -> dict[str, pl.DataFrame]:
             return {"facts": star.build_fact_sales(sales, customers, products, now)}
 
-        facts = engine.map_groups(lake, Source.for_input(context, "sales", SILVER_SALES, "order_date"), ("order_id",), rule)["facts"]
+        facts = engine.map_groups(lake, Source.for_input(context, "sales", SILVER_SALES, "order_date"), ("order_date", "order_id"), rule)["facts"]
         preview = {"preview": _preview(_newest(facts, "order_date").select(FACT_SALES_PREVIEW))}
         yield from publish(context, "fact_sales", facts, checks.orphans_result(facts, days=window_days(context)), day_column="order_date", newest_day=preview)
         _refresh_stale_keys(context, lake, customers, products)
@@ -212,7 +212,7 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
             return {"facts": star.build_fact_payment(payments, now)}
 
         source = Source.for_input(context, "payments", dg.AssetKey(["silver", "payment"]), "transaction_date")
-        facts = engine.map_groups(lake, source, ("payment_id",), rule)["facts"]
+        facts = engine.map_groups(lake, source, ("transaction_date", "payment_id"), rule)["facts"]
         verdict = checks.refunds_within_payments_result(facts, days=window_days(context))
         preview = {"preview": _preview(_newest(facts, "transaction_date").select(FACT_PAYMENT_PREVIEW))}
         yield from publish(context, "fact_payment", facts, verdict, day_column="transaction_date", newest_day=preview)
