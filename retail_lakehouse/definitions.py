@@ -56,7 +56,10 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "card_tokenizer": _card_tokenizer(settings),
         "alerts": AlertSink(webhook_url=dg.EnvVar("RETAIL_LAKEHOUSE_ALERT_WEBHOOK")) if settings.alert_webhook_from_env else AlertSink(),
         "engine": build_engine(
-            settings.engine, settings.spark_master, dg.EnvVar("RETAIL_LAKEHOUSE_SPARK_REMOTE") if settings.spark_remote_from_env else None
+            settings.engine,
+            settings.spark_master,
+            dg.EnvVar("RETAIL_LAKEHOUSE_SPARK_REMOTE") if settings.spark_remote_from_env else None,
+            settings.spark_driver_memory,
         ),
     }
     if settings.env == "azure":

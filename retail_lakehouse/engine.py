@@ -129,10 +129,10 @@ class PolarsEngine(Engine):
         return _concat(empty, parts)
 
 
-def build_engine(engine: str, master: str | None = None, remote: str | dg.EnvVar | None = None) -> Engine:
+def build_engine(engine: str, master: str | None = None, remote: str | dg.EnvVar | None = None, driver_memory: str = "2g") -> Engine:
     if engine == "spark":
         # Imported only here: a Polars deployment never imports pyspark.
         from retail_lakehouse.spark import build_spark_engine
 
-        return build_spark_engine(master, remote)
+        return build_spark_engine(master, remote, driver_memory)
     return PolarsEngine()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,9 @@ class Settings:
     # Spark Connect URL, which may carry a token) is set: the engine then reads it through EnvVar.
     spark_master: str | None = None
     spark_remote_from_env: bool = False
+    # The heap of a Spark driver this process starts: it collects every group's output (a year of
+    # silver sales at scale 1 overflows Spark's default 1g).
+    spark_driver_memory: str = "2g"
     # True when RETAIL_LAKEHOUSE_TOKEN_KEY is set: the tokenizer then reads it through EnvVar.
     token_key_from_env: bool = False
     # True when RETAIL_LAKEHOUSE_SQL_URL (a SQLAlchemy URL, which may carry a password) is set: the
@@ -163,9 +167,16 @@ class Settings:
             token_key_from_env=token_key is not None,
             alert_webhook_from_env=bool(env.get("RETAIL_LAKEHOUSE_ALERT_WEBHOOK")),
             spark_master=env.get("RETAIL_LAKEHOUSE_SPARK_MASTER") or None,
+            spark_driver_memory=_driver_memory(env.get("RETAIL_LAKEHOUSE_SPARK_DRIVER_MEMORY") or "2g"),
             spark_remote_from_env=spark_remote is not None,
             sql_url_from_env=sql_url is not None,
         )
+
+
+def _driver_memory(value: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]*[mg]", value.strip().lower()):
+        raise SettingsError(f"RETAIL_LAKEHOUSE_SPARK_DRIVER_MEMORY must be a JVM size like 2g or 1536m, got {value!r}")
+    return value.strip().lower()
 
 
 def _check_engine(engine: str) -> None:

@@ -33,11 +33,13 @@ def spark_config() -> dict[str, str]:
     }
 
 
-def _master_config(master: str | None) -> dict[str, str]:
+def _master_config(master: str | None, driver_memory: str) -> dict[str, str]:
     """What only a session this process starts can set (a Connect server's are the cluster's)."""
     master = master or "local[2]"
     conf = {
         "spark.master": master,
+        # Set before the driver's JVM starts, which is when the session first starts.
+        "spark.driver.memory": driver_memory,
         "spark.ui.enabled": "false",
         # The groups' results are collected for delta-rs to commit: a window's output, not a sample.
         "spark.driver.maxResultSize": "0",
@@ -134,6 +136,6 @@ def _group_function(rule: Rule, schema: Mapping[str, pl.DataType]):
     return run_group
 
 
-def build_spark_engine(master: str | None = None, remote: str | dg.EnvVar | None = None) -> SparkEngine:
-    conf = spark_config() if remote else {**spark_config(), **_master_config(master)}
+def build_spark_engine(master: str | None = None, remote: str | dg.EnvVar | None = None, driver_memory: str = "2g") -> SparkEngine:
+    conf = spark_config() if remote else {**spark_config(), **_master_config(master, driver_memory)}
     return SparkEngine(spark=LazyPySparkResource(spark_config=conf), remote=remote)

@@ -125,7 +125,10 @@ def _write(uri: str, frame: pl.DataFrame, storage_options: Mapping[str, str] | N
 # A window longer than this is written this many days at a time, a commit each: delta-rs keeps a
 # writer with its buffers open for every partition of a write, so a year in one commit needed twice
 # the table's memory (bronze sales at scale 1: 2.0 GB in one commit, 1.2 GB a month at a time).
+# A frame smaller than WRITE_CHUNK_BYTES is written in one commit all the same: its buffers are
+# small, and each commit costs ~20 ms (a year of a small table: 12 commits, 0.34 s; one, 0.13 s).
 WRITE_CHUNK_DAYS = 31
+WRITE_CHUNK_BYTES = 64 * 2**20
 
 
 def write_window(
@@ -142,9 +145,9 @@ def write_window(
     `keep`, which stay as they are; returns the version. `commit_metadata` goes into every commit.
 
     Rows outside the window, or on a kept day, are refused before anything is written, so a bug
-    upstream can never overwrite a neighbouring day. A window of more than `WRITE_CHUNK_DAYS` is
-    replaced in consecutive commits of that many days: a reader during the write sees each chunk
-    old or new, never a day half-written.
+    upstream can never overwrite a neighbouring day. A window of more than `WRITE_CHUNK_DAYS` whose
+    frame is larger than `WRITE_CHUNK_BYTES` is replaced in consecutive commits of that many days:
+    a reader during the write sees each chunk old or new, never a day half-written.
     """
     keep = sorted(set(keep))
     outside = frame.filter(
@@ -157,9 +160,10 @@ def write_window(
             f"{first}..{end - dt.timedelta(days=1)} (e.g. {sample}); nothing was written to {uri}"
         )
     version = None
+    chunk = dt.timedelta(days=WRITE_CHUNK_DAYS) if frame.estimated_size() > WRITE_CHUNK_BYTES else end - first
     lo = first
     while lo < end:
-        hi = min(lo + dt.timedelta(days=WRITE_CHUNK_DAYS), end)
+        hi = min(lo + chunk, end)
         kept = [d for d in keep if lo <= d < hi]
         if len(kept) < (hi - lo).days:
             part = frame if (lo, hi) == (first, end) else frame.filter(pl.col(column).is_between(lo, hi, closed="left"))

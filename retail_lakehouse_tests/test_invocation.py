@@ -8,6 +8,7 @@ import sys
 import dagster as dg
 import pytest
 
+from retail_lakehouse.definitions import build_defs
 from retail_lakehouse.orchestration import range_tags
 from retail_lakehouse.partitions import (
     ReversedRangeError,
@@ -132,6 +133,10 @@ def test_settings_refuse_what_the_cli_refuses_and_keep_what_they_accept():
     spark = Settings.from_env({**base, "RETAIL_LAKEHOUSE_ENGINE": "spark", "RETAIL_LAKEHOUSE_SPARK_REMOTE": "sc://h:15002"})
     assert (spark.engine, spark.spark_remote_from_env, spark.spark_master) == ("spark", True, None)
     assert "sc://" not in repr(spark)
+    with pytest.raises(SettingsError, match="RETAIL_LAKEHOUSE_SPARK_DRIVER_MEMORY must be a JVM size like 2g or 1536m, got '2 GB'"):
+        Settings.from_env({**base, "RETAIL_LAKEHOUSE_SPARK_DRIVER_MEMORY": "2 GB"})
+    local = build_defs(Settings.from_env({**base, "RETAIL_LAKEHOUSE_ENGINE": "spark", "RETAIL_LAKEHOUSE_SPARK_DRIVER_MEMORY": "3G"}))
+    assert local.resources["engine"].spark.spark_config["spark.driver.memory"] == "3g"
     for blank in ("", "  ", "\t\n"):
         with pytest.raises(SettingsError, match="set but blank"):
             Settings.from_env({"RETAIL_LAKEHOUSE_TOKEN_KEY": blank})

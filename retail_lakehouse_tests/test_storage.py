@@ -10,6 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 from deltalake import DeltaTable
 
+from retail_lakehouse import storage
 from retail_lakehouse.orchestration import range_tags
 from retail_lakehouse.partitions import daily_partitions, parse_partition_key
 from retail_lakehouse.storage import (
@@ -40,17 +41,21 @@ def test_a_window_write_replaces_that_window_and_keeps_every_other_day(tmp_path)
     assert out.filter(pl.col("tag") == "first").height == 7
 
 
-def test_a_long_window_is_written_a_chunk_at_a_time_and_ends_as_one_write_would(tmp_path):
-    """A window of 75 days (over WRITE_CHUNK_DAYS) with kept days in two chunks and an empty day."""
+@pytest.mark.parametrize("large", [True, False], ids=["large frame: a commit per chunk", "small frame: one commit"])
+def test_a_long_window_is_written_a_chunk_at_a_time_and_ends_as_one_write_would(tmp_path, monkeypatch, large):
+    """A window of 75 days (over WRITE_CHUNK_DAYS) with kept days in two chunks and an empty day;
+    a frame over WRITE_CHUNK_BYTES (here: any) is written a chunk at a time, a smaller one at once."""
     days = 75
     assert days > WRITE_CHUNK_DAYS
+    if large:
+        monkeypatch.setattr(storage, "WRITE_CHUNK_BYTES", 0)
     chunked = str(tmp_path / "chunked")
     keep = [D + dt.timedelta(days=5), D + dt.timedelta(days=40)]
     fresh = _frame(range(days), "second").filter(~pl.col("day").is_in(keep) & (pl.col("day") != D + dt.timedelta(days=60)))
     write_window(chunked, _frame(range(days), "first"), "day", D, D + dt.timedelta(days=days))
     before = DeltaTable(chunked).version()
     version = write_window(chunked, fresh, "day", D, D + dt.timedelta(days=days), keep=keep)
-    assert version - before == -(-days // WRITE_CHUNK_DAYS)  # one commit per chunk
+    assert version - before == (-(-days // WRITE_CHUNK_DAYS) if large else 1)
     # The referee: the same outcome computed by hand.
     expected = pl.concat([fresh, _frame(range(days), "first").filter(pl.col("day").is_in(keep))]).sort("day")
     assert_frame_equal(pl.read_delta(chunked).sort("day"), expected, check_column_order=False)
