@@ -55,7 +55,7 @@ def build_demand_forecast(fact_sales: pl.DataFrame, dim_product: pl.DataFrame, h
     categories = dim_product.filter(pl.col("is_current")).select("product_id", "category")
     units = sold.join(categories, on="product_id").with_columns(pl.col("quantity").cast(pl.Float64))
     levels = {
-        "product_store": _dense(_series(units, ("store_id", "category", "product_id"), dates)),
+        "product_store": _series(units, ("store_id", "category", "product_id"), dates, min_days=DENSE_SHARE * dates.len()),
         "category_store": _series(units, ("store_id", "category"), dates),
     }
     weekday = dates.dt.weekday().to_numpy() - 1
@@ -90,21 +90,19 @@ def build_demand_forecast(fact_sales: pl.DataFrame, dim_product: pl.DataFrame, h
     return Forecast(table.cast(DEMAND_FORECAST_SCHEMA), _accuracy(scores), preview)
 
 
-def _series(units: pl.DataFrame, keys: tuple[str, ...], dates: pl.Series) -> tuple[pl.DataFrame, np.ndarray]:
-    """The keys of each series and a (series × day) matrix of units, zero on days without sales."""
+def _series(units: pl.DataFrame, keys: tuple[str, ...], dates: pl.Series, min_days: float = 0) -> tuple[pl.DataFrame, np.ndarray]:
+    """The keys of each series that sells on at least `min_days` days, and a (series × day) matrix
+    of units, zero on days without sales. The sparse series are dropped before the matrix is built:
+    at scale 10 the product-store pairs with any sale would make it (millions × 365) 15 GB."""
     daily = units.group_by(*keys, "order_date").agg(pl.col("quantity").sum())
+    if min_days:
+        daily = daily.filter((pl.col("quantity") > 0).sum().over(keys) >= min_days)
     index = daily.select(keys).unique().sort(keys).with_row_index("_series")
     day = (daily["order_date"] - dates[0]).dt.total_days().to_numpy()
     series = daily.join(index, on=list(keys), how="left")["_series"].to_numpy()
     y = np.zeros((index.height, dates.len()))
     np.add.at(y, (series, day), daily["quantity"].to_numpy())
     return index.drop("_series"), y
-
-
-def _dense(level: tuple[pl.DataFrame, np.ndarray]) -> tuple[pl.DataFrame, np.ndarray]:
-    keys, y = level
-    dense = (y > 0).mean(axis=1) >= DENSE_SHARE
-    return keys.filter(pl.Series(dense)), y[dense]
 
 
 def _features(y: np.ndarray, t: int, weekday: int) -> np.ndarray:
