@@ -371,6 +371,21 @@ class Lakehouse(dg.ConfigurableResource):
         with self.storage_errors(key, "merging into"):
             return merge(self.table_uri(key), frame, on, self.storage_options(key), update)
 
+    @contextlib.contextmanager
+    def failures_audited(self, run_id: str, key: dg.AssetKey, partitions: str = "all", log=None) -> Iterator[None]:
+        """A write in the block that raises gets a FAILED row (its error class and a masked
+        message), and its own error is raised. If the row cannot be recorded either (outside a run
+        it is written at once, maybe to the very store that just failed), that is only logged."""
+        try:
+            yield
+        except Exception as err:
+            try:
+                self.audit(run_id, [AuditEntry.failed(key, partitions, err)])
+            except Exception as audit_err:
+                if log is not None:
+                    log.warning(f"the failed write of {key.to_user_string()} could not be audited: {type(audit_err).__name__}")
+            raise
+
     def audit(self, run_id: str, entries: Iterable[AuditEntry]) -> None:
         """Record writes in `ops/audit_log`. Within a run they are kept until the run ends and then
         written in one commit: a commit per write would cost more than most writes (each opens the
@@ -454,20 +469,12 @@ class DeltaIOManager(dg.ConfigurableIOManager):
         # Both containers are checked before anything is written, so a refused audit log cannot
         # leave a table written and its write unrecorded.
         lake.preflight(key, AUDIT_LOG_KEY)
-        try:
+        window = "all"
+        if context.definition_metadata.get(PARTITION_COLUMN) and context.has_asset_partitions:
+            first, end = window_dates(context.asset_partitions_time_window)
+            window = f"{first}..{end - dt.timedelta(days=1)}"
+        with lake.failures_audited(context.run_id, key, window, context.log):
             entry = self._write(context, obj)
-        except Exception as err:
-            window = "all"
-            if context.definition_metadata.get(PARTITION_COLUMN) and context.has_asset_partitions:
-                first, end = window_dates(context.asset_partitions_time_window)
-                window = f"{first}..{end - dt.timedelta(days=1)}"
-            try:
-                lake.audit(context.run_id, [AuditEntry.failed(key, window, err)])
-            except Exception as audit_err:
-                # Outside a run the row is written at once, maybe to the very store that just
-                # failed: the write's own error is the one to raise.
-                context.log.warning(f"the failed write of {key.to_user_string()} could not be audited: {type(audit_err).__name__}")
-            raise
         lake.audit(context.run_id, [entry])
 
     def _write(self, context: dg.OutputContext, obj: pl.DataFrame | pl.LazyFrame | Audited) -> AuditEntry:

@@ -8,6 +8,7 @@ import polars as pl
 
 from retail_lakehouse.policies import RETRY
 from retail_lakehouse.storage import AUDIT_LOG_KEY
+from retail_lakehouse.stream.sensor import run_config
 from retail_lakehouse_tests.conftest import START, make_lake
 
 
@@ -42,3 +43,21 @@ def test_every_write_and_every_failed_write_is_audited_and_the_audit_log_is_mate
         assert events and {m["run_id"].value for m in events} == {result.run_id}
         assert sum(m["rows_appended"].value for m in events) == audit.height
         assert sum(m["failed_writes"].value for m in events) == attempts.height
+
+
+def test_a_failed_write_a_step_makes_itself_is_audited_too(generated_landing, tmp_path):
+    """The stream's MERGE into the ledger does not go through the I/O manager; its failure is a row all the same."""
+    lake = make_lake(tmp_path, generated_landing)
+    assert lake.run(START, START + dt.timedelta(days=4)).success
+    # A real fault, as above: a file where the ledger's table would be created.
+    blocked = Path(lake.table_path("gold/pos_ledger"))
+    blocked.write_text("not a table")
+    batches = [f"pos_events/{p.name}" for p in sorted((generated_landing / "pos_events").glob("*.jsonl"))[:2]]
+    result = lake.defs.resolve_job_def("pos_merge").execute_in_process(run_config=run_config(batches), raise_on_error=False)
+    assert not result.success
+    audit = lake.read("ops/audit_log").filter(pl.col("run_id") == result.run_id)
+    failed = audit.filter(pl.col("status") == "FAILED")
+    assert failed.height == 1 + RETRY.max_retries
+    assert set(failed["table"]) == {"pos_ledger"} and set(failed["record_count"]) == {0}
+    assert str(blocked) in failed["error_message"][0]
+    assert audit.filter(pl.col("status") == "SUCCESS").is_empty()

@@ -22,7 +22,7 @@ from retail_lakehouse.quality.freshness import freshness_policy
 from retail_lakehouse.quality.policy import check_specs_for
 from retail_lakehouse.specs import asset_attrs
 from retail_lakehouse.partitions import days_in, window_dates
-from retail_lakehouse.storage import Audited, Lakehouse
+from retail_lakehouse.storage import Audited, AuditEntry, Lakehouse
 
 FACT_SALES = dg.AssetKey(["gold", "fact_sales"])
 SILVER_SALES = dg.AssetKey(["silver", "sales"])
@@ -99,7 +99,10 @@ def _refresh_stale_keys(
     if not rekeyed.height:
         return
     counts = dict(rekeyed.group_by("order_date").len().iter_rows())
-    version = lake.write_days(FACT_SALES, rekeyed, "order_date", counts)
+    partitions = ", ".join(d.isoformat() for d in sorted(counts))
+    with lake.failures_audited(context.run.run_id, FACT_SALES, partitions, context.log):
+        version = lake.write_days(FACT_SALES, rekeyed, "order_date", counts)
+    lake.audit(context.run.run_id, [AuditEntry(FACT_SALES, partitions, rekeyed.height, "SUCCESS")])
     context.log.info(f"gold/fact_sales: re-keyed {len(counts)} partition(s) outside the run for late-arriving dimension members")
     for day, rows in sorted(counts.items()):
         context.log_event(dg.AssetMaterialization(

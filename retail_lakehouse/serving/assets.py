@@ -92,15 +92,18 @@ def _serving_asset(entry: catalog.Table, partitions_def: dg.PartitionsDefinition
             first, end = window_dates(context.partition_time_window)
             frame = lake.scan(gold, entry.partition, first, end).collect()
             last = end - dt.timedelta(days=1)
-            rows = sync.replace_window(sql.engine(), entry, frame, first, last, sql.schema_name)
+            partitions = f"{first}..{last}"
+            with lake.failures_audited(context.run.run_id, context.asset_key, partitions, context.log):
+                rows = sync.replace_window(sql.engine(), entry, frame, first, last, sql.schema_name)
             per_day = dict(frame.group_by(entry.partition).len().iter_rows())
             # Each day's materialization carries its own rows, as the gold tables' do.
             for day in days_in(first, end):
                 context.add_asset_metadata({"dagster/row_count": per_day.get(day, 0)}, partition_key=day.isoformat())
-            partitions = f"{first}..{last}"
         else:
-            rows = sync.replace_whole(sql.engine(), entry, lake.scan(gold).collect(), sql.schema_name)
             partitions = "all"
+            frame = lake.scan(gold).collect()
+            with lake.failures_audited(context.run.run_id, context.asset_key, partitions, context.log):
+                rows = sync.replace_whole(sql.engine(), entry, frame, sql.schema_name)
         lake.audit(context.run.run_id, [AuditEntry(context.asset_key, partitions, rows, "SUCCESS")])
         metadata = {"rows_synced": rows, "sql_table": sync.qualified_name(entry, sql.schema_name), "dagster/table_name": sql.table_name(entry)}
         if not entry.partition:

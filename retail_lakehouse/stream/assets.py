@@ -61,7 +61,7 @@ def build_inventory_assets() -> list:
         """
         audit: list[AuditEntry] = []
         if config.batches:
-            merged = apply_batches(lake, landing, config.batches, context.log.warning)
+            merged = apply_batches(lake, landing, config.batches, context.log.warning, run_id=context.run.run_id)
             table = lake.read(POSITIONS) if lake.exists(POSITIONS) else pl.DataFrame(schema=POSITION_SCHEMA)
             written = table.join(merged.touched, on=list(PAIR), how="semi")
             version, metadata = lake.version(POSITIONS), {"mode": "stream", **_stream_metadata(merged)}
@@ -78,7 +78,8 @@ def build_inventory_assets() -> list:
                 ))
         else:
             table = written = recompute_positions(lake)
-            version, metadata = write_positions(lake, table, whole=True), {"mode": "recompute"}
+            with lake.failures_audited(context.run.run_id, POSITIONS, log=context.log):
+                version, metadata = write_positions(lake, table, whole=True), {"mode": "recompute"}
         lake.audit(context.run.run_id, [*audit, AuditEntry(POSITIONS, "all", written.height, "SUCCESS")])
         yield dg.MaterializeResult(
             metadata={
@@ -127,7 +128,8 @@ def build_inventory_assets() -> list:
             touched = lake.scan(LEDGER).filter(pl.col("batch").is_in(config.batches)).select(start.alias("w")).unique()
             events = lake.scan(LEDGER).filter(start.is_in(touched.collect()["w"].implode())).collect()
             frame = sales_windows_5min(events)
-            version = lake.merge(WINDOWS, frame, on=("window_start", "store_id", "product_id")) if frame.height else lake.version(WINDOWS)
+            with lake.failures_audited(context.run.run_id, WINDOWS, log=context.log):
+                version = lake.merge(WINDOWS, frame, on=("window_start", "store_id", "product_id")) if frame.height else lake.version(WINDOWS)
             lake.audit(context.run.run_id, [AuditEntry(WINDOWS, "all", frame.height, "SUCCESS")])
             yield dg.MaterializeResult(metadata={
                 "mode": "stream", "windows_refreshed": frame.height, "delta_version": version, "table_uri": lake.display_uri(WINDOWS),

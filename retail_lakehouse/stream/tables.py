@@ -2,6 +2,7 @@
 `gold/inventory_positions`.
 """
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -113,29 +114,36 @@ def _read(landing: LandingZone, batches: list[str], log: Callable[[str], None]) 
     return raw.with_columns(pl.Series("batch", names, pl.String)), rejected
 
 
-def apply_batches(lake: Lakehouse, landing: LandingZone, batches: Iterable[str], log: Callable[[str], None] = lambda _: None) -> Merged:
+def apply_batches(
+    lake: Lakehouse, landing: LandingZone, batches: Iterable[str], log: Callable[[str], None] = lambda _: None, run_id: str | None = None
+) -> Merged:
     """Merge micro-batches (`pos_events/<file>`) into the ledger and the positions, exactly once.
 
     One ledger commit for all of them: their events, each event_id once (from the first batch in
     delivery order), MERGEd on `event_id`, insert when not matched, so a replayed or re-delivered
     batch inserts nothing it already did. Then one recomputation of the pairs they touched, even of
     batches already applied: idempotent, and it repairs a run that died between the two commits.
+    Within a run (`run_id`), a failed write of either table gets its row in the audit log.
     """
+    def audited(key):
+        return lake.failures_audited(run_id, key) if run_id is not None else contextlib.nullcontext()
+
     ordered = sorted(set(batches), key=delivery_order)
     raw, rejected = _read(landing, ordered, log)
     events, bad_rows = clean_pos_events(raw)
     for row in bad_rows.iter_rows(named=True):
         log(f"rejected POS event in {row['batch']} row {row['_row_number']}: {row['reject_reasons']}")
     once = events.unique("event_id", keep="first", maintain_order=True)
-    exists = lake.exists(LEDGER)
-    new = once
-    if exists:
-        # The MERGE alone would keep the ledger right; knowing the new events first tells each
-        # batch's status, and a replay then writes no commit at all.
-        known = lake.scan(LEDGER).select("event_id").join(once.lazy().select("event_id"), on="event_id", how="semi").collect()
-        new = once.join(known, on="event_id", how="anti")
-    written = bool(new.height) or not exists
-    version = lake.merge(LEDGER, new, on=("event_id",), update=False) if written else lake.version(LEDGER)
+    with audited(LEDGER):
+        exists = lake.exists(LEDGER)
+        new = once
+        if exists:
+            # The MERGE alone would keep the ledger right; knowing the new events first tells each
+            # batch's status, and a replay then writes no commit at all.
+            known = lake.scan(LEDGER).select("event_id").join(once.lazy().select("event_id"), on="event_id", how="semi").collect()
+            new = once.join(known, on="event_id", how="anti")
+        written = bool(new.height) or not exists
+        version = lake.merge(LEDGER, new, on=("event_id",), update=False) if written else lake.version(LEDGER)
 
     delivered = dict(events.group_by("batch").len().iter_rows())
     inserted = dict(new.group_by("batch").len().iter_rows())
@@ -152,7 +160,8 @@ def apply_batches(lake: Lakehouse, landing: LandingZone, batches: Iterable[str],
     updated = 0
     if touched.height and lake.exists(INVENTORY):
         fresh = recompute_positions(lake, touched)
-        write_positions(lake, fresh)
+        with audited(POSITIONS):
+            write_positions(lake, fresh)
         updated = fresh.height
     return Merged(applied, version, written, updated, touched)
 
