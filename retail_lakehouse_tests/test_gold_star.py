@@ -504,3 +504,36 @@ def test_empty_inputs_give_empty_tables_with_their_schemas():
         (star.build_product_return_analysis(facts, dim_product), star.PRODUCT_RETURN_ANALYSIS_SCHEMA),
     ):
         assert table.height == 0 and table.schema == pl.Schema(schema)
+
+
+def test_report_ratios_round_half_even_to_the_cent_as_exact_fractions_do():
+    # The referee divides exact fractions in Python; the ratios are integer arithmetic in Polars.
+    # Exact ties (x.xx5) on both sides of zero, negative and zero denominators, money over integers
+    # and money over money.
+    from fractions import Fraction
+
+    def referee(n, d, scale):
+        if n is None or d is None or d == 0:
+            return None
+        return Decimal(round(Fraction(n) * scale * 100 / Fraction(d))).scaleb(-2)
+
+    rng = random.Random(11)
+    counts = [rng.choice([0, 2, 4, 8, -4, rng.randint(-999, 999)]) for _ in range(5000)]
+    money = [None if i % 97 == 0 else Decimal(rng.randint(-10**9, 10**9)).scaleb(-2) for i in range(5000)]
+    for i in range(0, 5000, 5):
+        if counts[i] and counts[i] % 2 == 0:
+            money[i] = Decimal(rng.randint(-999, 999) * counts[i] + counts[i] // 2).scaleb(-2)  # a half cent
+    other = [Decimal(rng.choice([0, 200, -400, rng.randint(-10**8, 10**8)])).scaleb(-2) for _ in range(5000)]
+    frame = pl.DataFrame({
+        "money": pl.Series(money, dtype=pl.Decimal(18, 2)),
+        "count": pl.Series(counts, dtype=pl.Int64),
+        "other": pl.Series(other, dtype=pl.Decimal(18, 2)),
+    })
+    ties = 0
+    for numerator, denominator, scale in (("money", "count", 1), ("money", "other", 100), ("count", "count", 100)):
+        got = star._ratio(frame, numerator, denominator, scale=scale).to_list()
+        expected = [referee(n, d, scale) for n, d in zip(frame[numerator].to_list(), frame[denominator].to_list())]
+        assert got == expected, (numerator, denominator)
+        ties += sum(1 for n, d in zip(frame[numerator].to_list(), frame[denominator].to_list())
+                    if n is not None and d and (Fraction(n) * scale * 100 / Fraction(d)).denominator == 2)
+    assert ties > 500

@@ -16,16 +16,17 @@ from retail_lakehouse.catalog import schema
 FREQUENT_ITEMSETS_SCHEMA = schema("gold", "frequent_itemsets")
 ASSOCIATION_RULES_SCHEMA = schema("gold", "association_rules")
 LEVELS = ("product", "category")
+_HIGH = 1 << 32
 BASKET_READS = {"fact_sales": ("order_id", "product_id", "order_status"), "dim_product": ("product_id", "is_current", "category")}
 
 
 def baskets(fact_sales: pl.DataFrame, dim_product: pl.DataFrame) -> pl.DataFrame:
     """(level, basket, item): each non-cancelled order's distinct products, and their categories."""
-    lines = fact_sales.filter(pl.col("order_status") != "Cancelled").select(pl.col("order_id").alias("basket"), "product_id")
-    categories = dim_product.filter(pl.col("is_current")).select("product_id", "category")
+    lines = fact_sales.lazy().filter(pl.col("order_status") != "Cancelled").select(pl.col("order_id").alias("basket"), "product_id").unique()
+    categories = dim_product.lazy().filter(pl.col("is_current")).select("product_id", "category")
     by_product = lines.select(pl.lit("product").alias("level"), "basket", pl.col("product_id").alias("item"))
     by_category = lines.join(categories, on="product_id").select(pl.lit("category").alias("level"), "basket", pl.col("category").alias("item"))
-    return pl.concat([by_product, by_category]).drop_nulls().unique()
+    return pl.concat([by_product, by_category.unique()]).drop_nulls().collect()
 
 
 def frequent_itemsets(baskets: pl.DataFrame, min_support: float, max_size: int = 3) -> pl.DataFrame:
@@ -37,8 +38,18 @@ def frequent_itemsets(baskets: pl.DataFrame, min_support: float, max_size: int =
 
 
 def _level_itemsets(level: str, rows: pl.DataFrame, min_support: float, max_size: int) -> pl.DataFrame:
-    rows = rows.select("basket", "item").unique()
-    rows = rows.filter(pl.len().over("basket") >= 2)
+    # Counted over integer codes: every join below is on a basket and items, and a million text
+    # keys hash and compare several times slower than integers. Items are numbered in ascending
+    # order, so "i0 < i1" orders the codes as it orders the names; a (basket, item) pair is one
+    # 64-bit key, so that dropping repeated pairs is one pass over one column.
+    names = rows.get_column("item").drop_nulls().unique().sort()
+    pair = pl.col("basket").rank("dense").cast(pl.UInt64) * _HIGH + pl.col("item").replace_strict(names, pl.int_range(names.len(), dtype=pl.UInt64, eager=True), default=None)
+    rows = (
+        rows.lazy().select(pair.drop_nulls().unique().alias("pair"))
+        .select((pl.col("pair") // _HIGH).cast(pl.UInt32).alias("basket"), (pl.col("pair") % _HIGH).cast(pl.UInt32).alias("i0"))
+        .filter(pl.len().over("basket") >= 2)
+        .collect()
+    )
     total = rows["basket"].n_unique()
     empty = pl.DataFrame(schema={"items": pl.List(pl.String), "basket_count": pl.Int64})
     if total == 0:
@@ -46,13 +57,14 @@ def _level_itemsets(level: str, rows: pl.DataFrame, min_support: float, max_size
     min_count = max(1, math.ceil(min_support * total - 1e-9))
     found = []
     # held: (basket, i0..ik-1) for each frequent k-itemset a basket holds, items in ascending order.
-    held = rows.rename({"item": "i0"})
+    held = rows
     columns = ["i0"]
     for size in range(1, max_size + 1):
         counts = held.group_by(columns).agg(pl.len().alias("basket_count")).filter(pl.col("basket_count") >= min_count)
         if counts.is_empty():
             break
-        found.append(counts.select(pl.concat_list(columns).alias("items"), pl.col("basket_count").cast(pl.Int64)))
+        decoded = pl.concat_list(pl.lit(names).gather(pl.col(c)) for c in columns)
+        found.append(counts.select(decoded.alias("items"), pl.col("basket_count").cast(pl.Int64)))
         if size == max_size:
             break
         held = held.join(counts.select(columns), on=columns, how="semi")

@@ -90,8 +90,14 @@ def build_price_elasticity(fact_sales: pl.DataFrame, dim_product: pl.DataFrame, 
         return pl.DataFrame(schema=PRICE_ELASTICITY_SCHEMA)
     last = sold["order_date"].max()
     full = sold.filter(pl.col("discount_amount") == 0)
-    daily = full.group_by("product_id", "order_date").agg(
-        pl.col("quantity").sum().alias("units"), pl.col("unit_price").mode().min().cast(pl.Float64).alias("price"),
+    # The day's price is its most frequent unit price (the lowest of a tie). Counted per price and
+    # taken first after a sort, rather than with `mode()`: the same result at a third of the time.
+    daily = (
+        full.lazy().group_by("product_id", "order_date", "unit_price").agg(pl.len().alias("lines"), pl.col("quantity").sum().alias("units"))
+        .sort("lines", "unit_price", descending=[True, False])
+        .group_by("product_id", "order_date")
+        .agg(pl.col("units").sum(), pl.col("unit_price").first().cast(pl.Float64).alias("price"))
+        .collect()
     )
     totals = full.group_by("order_date").agg(pl.col("quantity").sum().alias("all_units"))
     # Every day from the product's first undiscounted sale, its price carried over quiet days.

@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from decimal import Decimal
-from fractions import Fraction
 from hashlib import blake2b
 
 import polars as pl
@@ -157,20 +156,28 @@ def _utc(timestamp: dt.datetime) -> dt.datetime:
     return timestamp.astimezone(dt.timezone.utc)
 
 
-def _cents(numerator: object, denominator: object, scale: int) -> Decimal | None:
-    if numerator is None or denominator is None or denominator == 0:
-        return None
-    # Fractions are exact and round() on a Fraction rounds half to even.
-    cents = round(Fraction(numerator) * scale * 100 / Fraction(denominator))
-    return Decimal(cents).scaleb(-2)
+def _exact(frame: pl.DataFrame, column: str) -> tuple[pl.Expr, int]:
+    """A column as (an integer expression, its decimal scale): value = integer / 10**scale, exactly."""
+    dtype = frame.schema[column]
+    if isinstance(dtype, pl.Decimal):
+        return pl.col(column).to_physical().cast(pl.Int128), dtype.scale
+    return pl.col(column).cast(pl.Int128), 0
 
 
 def _ratio(frame: pl.DataFrame, numerator: str, denominator: str, *, scale: int = 1) -> pl.Series:
-    """numerator × scale / denominator per row, half-even to 2 places; null where the denominator is 0."""
-    values = [
-        _cents(n, d, scale) for n, d in zip(frame[numerator].to_list(), frame[denominator].to_list(), strict=True)
-    ]
-    return pl.Series(values, dtype=pl.Decimal(18, 2))
+    """numerator × scale / denominator per row, half-even to 2 places; null where the denominator is 0.
+
+    Exact, in 128-bit integers: the quotient in cents is p / q with integer p and q (q > 0), so its
+    floor and remainder decide the rounding without a float or a Python loop."""
+    (n, n_scale), (d, d_scale) = _exact(frame, numerator), _exact(frame, denominator)
+    sign = pl.when(d < 0).then(-1).otherwise(1).cast(pl.Int128)
+    parts = frame.select(
+        (n * sign * (scale * 100 * 10**d_scale)).alias("p"), pl.when(d != 0).then(d * sign * 10**n_scale).alias("q")
+    ).with_columns(floor=pl.col("p") // pl.col("q"))
+    twice_rest = (pl.col("p") - pl.col("floor") * pl.col("q")) * 2
+    up = (twice_rest > pl.col("q")) | ((twice_rest == pl.col("q")) & (pl.col("floor") % 2 == 1))
+    cents = pl.col("floor") + up.cast(pl.Int128)
+    return parts.select((cents.cast(pl.Decimal(38, 0)) * pl.lit(Decimal("0.01"))).cast(pl.Decimal(18, 2)).alias(numerator)).to_series()
 
 
 def _unknown_member(
