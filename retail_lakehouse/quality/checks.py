@@ -110,7 +110,7 @@ def surely_above(bad: pl.Expr, rows: pl.Expr, limit: float, confidence: float = 
 def _all_days(days: list[dt.date] | None, column_values: pl.Series | None = None) -> pl.DataFrame:
     values = list(days or [])
     if column_values is not None:
-        values = sorted(set(values) | set(column_values.drop_nulls().to_list()))
+        values = sorted(set(values) | set(column_values.drop_nulls().unique().to_list()))
     return pl.DataFrame({"day": values}, schema={"day": pl.Date})
 
 
