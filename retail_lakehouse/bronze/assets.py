@@ -5,7 +5,9 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 import polars as pl
@@ -13,6 +15,7 @@ import polars as pl
 from retail_lakehouse import catalog
 from retail_lakehouse.bronze.transforms import (
     CARD_MASK_PREFIX,
+    PARSE_THREADS,
     MalformedDrop,
     bronze_table,
     read_csv_drop,
@@ -49,6 +52,7 @@ def _columns(source: str) -> tuple[str, ...]:
 # then reads their verdicts instead of parsing every drop a second time.
 _VERDICTS: OrderedDict[tuple[str, str, str], str] = OrderedDict()
 _MAX_VERDICTS = 100_000
+_VERDICTS_LOCK = threading.Lock()  # drops are parsed on several threads
 
 
 def _verdict_key(landing: LandingZone, drop: Drop) -> tuple[str, str, str] | None:
@@ -58,10 +62,11 @@ def _verdict_key(landing: LandingZone, drop: Drop) -> tuple[str, str, str] | Non
 def _remember(key: tuple[str, str, str] | None, reason: str) -> None:
     if key is None:
         return
-    _VERDICTS[key] = reason
-    _VERDICTS.move_to_end(key)
-    while len(_VERDICTS) > _MAX_VERDICTS:
-        _VERDICTS.popitem(last=False)
+    with _VERDICTS_LOCK:
+        _VERDICTS[key] = reason
+        _VERDICTS.move_to_end(key)
+        while len(_VERDICTS) > _MAX_VERDICTS:
+            _VERDICTS.popitem(last=False)
 
 
 def parse_drop(landing: LandingZone, drop: Drop) -> pl.DataFrame:
@@ -192,20 +197,29 @@ def _unchanged(drops: list[Drop], ingested: dict[dt.date, dict[str, list[str]]])
     }
 
 
+def _parsed(landing: LandingZone, drop: Drop) -> tuple[pl.DataFrame | None, str | None]:
+    """(frame, None) for a drop that loads, (None, reason) for one that is rejected; a storage
+    error propagates, as from `parse_drop`."""
+    try:
+        return parse_drop(landing, drop), None
+    except MalformedDrop as e:
+        return None, e.reason
+
+
 def _ingest(
     context: dg.AssetExecutionContext, landing: LandingZone, source: str, drops: list[Drop], token_key: bytes | None
 ) -> tuple[pl.DataFrame, list[tuple[Drop, str]]]:
     """The bronze rows of the drops that load (cards tokenized with `token_key`, when given), and
     the rejected drops with their reasons. The per-file frames end here, before the table is written."""
     ingested_at = dt.datetime.now(dt.timezone.utc)
+    with ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="bronze-parse") as pool:
+        parsed = list(pool.map(lambda drop: _parsed(landing, drop), drops))
     frames, rejected = [], []
-    for drop in drops:
-        try:
-            frame = parse_drop(landing, drop)
-        except MalformedDrop as e:
+    for drop, (frame, reason) in zip(drops, parsed):
+        if reason is not None:
             # Recorded with its reason in bronze/rejected_files; the rest of the partition loads.
-            context.log.warning(f"{source} {drop.business_date}: rejected {drop.path}: {e.reason}")
-            rejected.append((drop, e.reason))
+            context.log.warning(f"{source} {drop.business_date}: rejected {drop.path}: {reason}")
+            rejected.append((drop, reason))
             continue
         frames.append((frame, drop.path, drop.business_date))
     table = bronze_table(frames, _columns(source), ingested_at)
