@@ -6,7 +6,8 @@ The same work as a year-long backfill of every bronze, silver and gold asset, ca
 every drop parsed by `retail_lakehouse.bronze.transforms` (malformed files rejected, card numbers
 tokenized), cleaned by `retail_lakehouse.silver.rules.clean_*` (with the 30-day late window and the
 first partition, as the silver assets call them), the star schema, reports, customer 360 and
-inventory positions built by the gold builders, and every table written as one Parquet file under
+inventory positions built by the gold builders, seed 004's analytics (market basket, forecast,
+elasticity, churn) with their default settings, and every table written as one Parquet file under
 `<out>/<layer>/<table>.parquet`. Not done here, unlike the pipeline: asset checks (pandera
 contracts, conservation, quarantine shares, reconciliation), Delta commits, Dagster events.
 """
@@ -54,7 +55,7 @@ def run(landing: Path, out: Path, first: dt.date, last: dt.date, key: bytes) -> 
         read_jsonl_drop,
         tokenize_cards,
     )
-    from retail_lakehouse.gold import star
+    from retail_lakehouse.gold import basket, churn, forecast, pricing, star
     from retail_lakehouse.gold.customer360 import build_customer_360
     from retail_lakehouse.gold.positions import POS_EVENT_SCHEMA, positions, sales_windows_5min
     from retail_lakehouse.silver import rules
@@ -142,6 +143,18 @@ def run(landing: Path, out: Path, first: dt.date, last: dt.date, key: bytes) -> 
     write("gold", "customer_lifetime_value", star.build_customer_lifetime_value(facts, dim_customer))
     write("gold", "product_return_analysis", star.build_product_return_analysis(facts, dim_product))
     write("gold", "customer_360", build_customer_360(dim_customer, facts, dim_product, cleaned["loyalty"].clean))
+    # Seed 004's analytics with their default settings, each reading its columns as its asset does.
+    def reads(columns: dict[str, tuple[str, ...]]) -> dict[str, pl.DataFrame]:
+        tables = {"fact_sales": facts, "dim_product": dim_product, "dim_customer": dim_customer}
+        return {name: tables[name].select(cols) for name, cols in columns.items()}
+
+    itemsets = basket.frequent_itemsets(basket.baskets(**reads(basket.BASKET_READS)))
+    write("gold", "frequent_itemsets", itemsets)
+    write("gold", "association_rules", basket.association_rules(itemsets))
+    write("gold", "demand_forecast", forecast.build_demand_forecast(**reads(forecast.FORECAST_READS)).table)
+    write("gold", "price_elasticity", pricing.build_price_elasticity(**reads(pricing.PRICING_READS)))
+    write("gold", "customer_churn_risk", churn.build_customer_churn_risk(**reads(churn.CHURN_READS)))
+    churn.evaluate(**reads(churn.CHURN_READS))  # the held-out evaluation the asset reports
     # The POS ledger is filled by the streaming job, which a backfill does not run: empty, as in (a).
     no_events = pl.DataFrame(schema=POS_EVENT_SCHEMA)
     write("gold", "inventory_positions", positions(cleaned["inventory"].clean, no_events))

@@ -76,6 +76,23 @@ def test_daily_sales_equal_an_independent_duckdb_referee_to_the_cent(clean_lake,
         assert got_facts[key] == (Decimal(revenue), quantity, orders, lines, returns), key
 
 
+def test_the_benchs_lower_bound_builds_every_silver_and_gold_table_as_the_pipeline_does(clean_lake, generated_landing, tmp_path):
+    """`make bench` rates the backfill against (d), the same transforms without Dagster or Delta:
+    (d) must do the pipeline's work, every table of it, or the ratio flatters the pipeline."""
+    from bench.lower_bound import run
+    from retail_lakehouse_tests.conftest import TEST_TOKEN_KEY
+
+    run(generated_landing, tmp_path, START, LAST, TEST_TOKEN_KEY.encode())
+    for layer, names in (("silver", SILVER + [f"{n}_quarantine" for n in SILVER]), ("gold", GOLD)):
+        for name in names:
+            path = tmp_path / layer / f"{name}.parquet"
+            assert path.exists(), f"the lower bound does not build {layer}/{name}"
+            lower = pl.read_parquet(path)
+            lower = lower.drop([c for c in lower.columns if c in VOLATILE])
+            lower = lower.sort(lower.columns, nulls_last=True)
+            assert_frame_equal(lower, _table(clean_lake, f"{layer}/{name}"), check_row_order=True, check_column_order=False)
+
+
 def _malformed(landing) -> list[str]:
     # The generator's summary is reproducible from its arguments; the conftest made this landing.
     from retail_lakehouse.generator import generate

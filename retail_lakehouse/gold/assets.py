@@ -34,12 +34,12 @@ _COMMON = {"group_name": "gold", "kinds": {"polars", "delta"}, "backfill_policy"
 
 
 class BasketConfig(dg.Config):
-    min_support: float = Field(default=0.01, gt=0, le=1, description="Share of multi-item orders an itemset must be in (seed 004 §4: 1%).")
-    max_size: int = Field(default=3, ge=1, le=5, description="Largest itemset counted.")
+    min_support: float = Field(default=basket.MIN_SUPPORT, gt=0, le=1, description="Share of multi-item orders an itemset must be in (seed 004 §4: 1%).")
+    max_size: int = Field(default=basket.MAX_SIZE, ge=1, le=5, description="Largest itemset counted.")
 
 
 class RulesConfig(dg.Config):
-    min_confidence: float = Field(default=0.3, gt=0, le=1, description="Least share of the antecedent's orders that hold the consequent (seed 004 §4: 30%).")
+    min_confidence: float = Field(default=basket.MIN_CONFIDENCE, gt=0, le=1, description="Least share of the antecedent's orders that hold the consequent (seed 004 §4: 30%).")
 
 
 class ForecastConfig(dg.Config):

@@ -17,6 +17,10 @@ FREQUENT_ITEMSETS_SCHEMA = schema("gold", "frequent_itemsets")
 ASSOCIATION_RULES_SCHEMA = schema("gold", "association_rules")
 LEVELS = ("product", "category")
 _HIGH = 1 << 32
+# Seed 004 §4: an itemset in at least 1% of multi-item orders, a rule right at least 30% of the time.
+MIN_SUPPORT = 0.01
+MAX_SIZE = 3
+MIN_CONFIDENCE = 0.3
 BASKET_READS = {"fact_sales": ("order_id", "product_id", "order_status"), "dim_product": ("product_id", "is_current", "category")}
 
 
@@ -29,7 +33,7 @@ def baskets(fact_sales: pl.DataFrame, dim_product: pl.DataFrame) -> pl.DataFrame
     return pl.concat([by_product, by_category.unique()]).drop_nulls().collect()
 
 
-def frequent_itemsets(baskets: pl.DataFrame, min_support: float, max_size: int = 3) -> pl.DataFrame:
+def frequent_itemsets(baskets: pl.DataFrame, min_support: float = MIN_SUPPORT, max_size: int = MAX_SIZE) -> pl.DataFrame:
     """Every itemset of up to `max_size` items whose support (share of the level's multi-item
     baskets holding it) is at least `min_support`, with its exact basket count."""
     parts = [_level_itemsets(level, baskets.filter(pl.col("level") == level), min_support, max_size) for level in LEVELS]
@@ -91,7 +95,7 @@ def _finish(level: str, itemsets: pl.DataFrame, total: int) -> pl.DataFrame:
     )
 
 
-def association_rules(itemsets: pl.DataFrame, min_confidence: float) -> pl.DataFrame:
+def association_rules(itemsets: pl.DataFrame, min_confidence: float = MIN_CONFIDENCE) -> pl.DataFrame:
     """Every rule antecedent → consequent that splits a frequent itemset of two or more items into
     two non-empty parts, with confidence = support(both) / support(antecedent) at least
     `min_confidence`, and lift = confidence / support(consequent). The supports of the parts are
