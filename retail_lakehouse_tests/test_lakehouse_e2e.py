@@ -78,12 +78,14 @@ def test_daily_sales_equal_an_independent_duckdb_referee_to_the_cent(clean_lake,
 
 def test_the_benchs_lower_bound_builds_every_silver_and_gold_table_as_the_pipeline_does(clean_lake, generated_landing, tmp_path):
     """`make bench` rates the backfill against (d), the same transforms without Dagster or Delta:
-    (d) must do the pipeline's work, every table of it, or the ratio flatters the pipeline."""
+    (d) must do the pipeline's work, every table of it, or the ratio flatters the pipeline. Only
+    the POS ledger is left out: the streaming job fills it, a backfill does not."""
     from bench.lower_bound import run
     from retail_lakehouse_tests.conftest import TEST_TOKEN_KEY
 
     run(generated_landing, tmp_path, START, LAST, TEST_TOKEN_KEY.encode())
-    for layer, names in (("silver", SILVER + [f"{n}_quarantine" for n in SILVER]), ("gold", GOLD)):
+    gold = [name for name in catalog.names("gold") if name != "pos_ledger"]
+    for layer, names in (("silver", catalog.names("silver")), ("gold", gold)):
         for name in names:
             path = tmp_path / layer / f"{name}.parquet"
             assert path.exists(), f"the lower bound does not build {layer}/{name}"
