@@ -3,10 +3,13 @@
 import datetime as dt
 import hashlib
 import hmac
+import json
+import random
 
 import polars as pl
 import pytest
 
+from retail_lakehouse.bronze import transforms
 from retail_lakehouse.bronze.transforms import MalformedDrop, read_csv_drop, read_jsonl_drop, bronze_table, tokenize_cards
 from retail_lakehouse.landing import POS_COLUMNS, SOURCE_COLUMNS, Drop
 
@@ -94,6 +97,79 @@ def test_pos_batch_values_are_kept_as_text_and_bad_json_is_rejected():
     assert frame.row(0) == ("E1", "2026-09-01 10:00:00", "S1", "P1", "-2", 1)
     with pytest.raises(MalformedDrop, match="invalid JSON on line 2"):
         read_jsonl_drop(b'{"event_id":"E1"}\n{"event_id":\n', POS_COLUMNS)
+
+
+def _jsonl_referee(text: str) -> list[tuple] | None:
+    """What `json.loads` line by line makes of a batch (values as `str`), or None if it refuses it."""
+    rows = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(obj, dict):
+            return None
+        rows.append(tuple(None if obj.get(c) is None else str(obj[c]) for c in COLS) + (len(rows) + 1,))
+    return rows
+
+
+def _random_batch(rng: random.Random) -> str:
+    """A JSON Lines batch: mostly well-formed (a column keeps its JSON type, as a real feed's
+    does), some with the values and lines a vectorised reader could read otherwise than
+    `json.loads`: true, 2.50, 1e2, huge integers, objects, lists, mixed types, duplicate keys, two
+    objects on a line, blank lines, CRLF, raw tabs, U+2028, escaped surrogates."""
+    odd = [
+        lambda: True, lambda: 2.50, lambda: 1e2, lambda: 10**20, lambda: {"n": 1}, lambda: [1, "a"], lambda: None,
+        lambda: "tab\tin", lambda: "line\u2028sep", lambda: "\U0001f600", lambda: "é", lambda: "",
+    ]
+    def plain(i: int) -> dict:
+        return {"a": f"E{i}", "b": rng.randint(-3, 10**12), "c": rng.choice(["x", None, "2026-09-01 10:00:00", "2026-09-01"])}
+    lines = [json.dumps(plain(i), ensure_ascii=rng.random() < 0.5) for i in range(rng.randint(1, 6))]
+    if rng.random() < 0.6:
+        bad = rng.choice([
+            lambda: json.dumps({**plain(0), rng.choice(COLS): rng.choice(odd)()}, ensure_ascii=rng.random() < 0.5),
+            lambda: "", lambda: "   ", lambda: "[1]", lambda: '{"a": 1}{"a": 2}', lambda: '{"a": 1, "a": "2"}', lambda: '{"a": ',
+            lambda: '{"a": "raw\ttab"}', lambda: '{"a": NaN}',
+        ])
+        lines.insert(rng.randrange(len(lines) + 1), bad())
+    return rng.choice(["\n", "\r\n"]).join(lines) + rng.choice(["", "\n"])
+
+
+def test_pos_batches_parse_as_json_loads_line_by_line_would_whichever_reader_runs():
+    rng = random.Random(20261203)
+    vectorised = 0
+    for _ in range(600):
+        text = _random_batch(rng)
+        want = _jsonl_referee(text)
+        if want is None:
+            with pytest.raises(MalformedDrop):
+                read_jsonl_drop(text.encode(), COLS)
+            assert transforms._jsonl_vectorised(text.encode(), COLS) is None, text
+            continue
+        assert read_jsonl_drop(text.encode(), COLS).rows() == want, text
+        vectorised += transforms._jsonl_vectorised(text.encode(), COLS) is not None
+    # The native readers, not only the line-by-line fallback, are what was compared.
+    assert vectorised > 150
+
+
+def test_generated_pos_batches_take_the_native_readers(generated_landing):
+    batches = sorted((generated_landing / "pos_events").glob("*.jsonl"))[:20]
+    assert batches
+    for path in batches:
+        data = path.read_bytes()
+        assert transforms._jsonl_vectorised(data, POS_COLUMNS) is not None, path.name
+        assert read_jsonl_drop(data, POS_COLUMNS).rows() == _pos_referee(data)
+
+
+def _pos_referee(data: bytes) -> list[tuple]:
+    rows = []
+    for line in data.decode().splitlines():
+        if line.strip():
+            obj = json.loads(line)
+            rows.append(tuple(None if obj.get(c) is None else str(obj[c]) for c in POS_COLUMNS) + (len(rows) + 1,))
+    return rows
 
 
 def test_drop_names_give_business_date_and_delivery_order():
