@@ -110,9 +110,18 @@ def _commit(metadata: Mapping[str, str] | None) -> CommitProperties | None:
     return CommitProperties(custom_metadata=dict(metadata)) if metadata else None
 
 
-def _write(uri: str, frame: pl.DataFrame, storage_options: Mapping[str, str] | None, **kwargs) -> int:
+def _collect(obj: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    if isinstance(obj, pl.LazyFrame):
+        return obj.collect(engine="streaming")
+    if isinstance(obj, pl.DataFrame):
+        return obj
+    raise TypeError(f"expected a polars DataFrame or LazyFrame, got {type(obj).__name__}")
+
+
+def _write(uri: str, frame: pl.DataFrame | pl.LazyFrame, storage_options: Mapping[str, str] | None, **kwargs) -> int:
     """One `write_deltalake`; returns the version it committed. The table is opened once: a write
     given the open table updates it, so asking its version does not replay the log again."""
+    frame = _collect(frame)
     try:
         table = DeltaTable(uri, storage_options=_options(storage_options))
     except TableNotFoundError:
@@ -133,7 +142,7 @@ WRITE_CHUNK_BYTES = 64 * 2**20
 
 def write_window(
     uri: str,
-    frame: pl.DataFrame,
+    frame: pl.DataFrame | pl.LazyFrame,
     column: str,
     first: dt.date,
     end: dt.date,
@@ -147,20 +156,21 @@ def write_window(
     Rows outside the window, or on a kept day, are refused before anything is written, so a bug
     upstream can never overwrite a neighbouring day. A window of more than `WRITE_CHUNK_DAYS` whose
     frame is larger than `WRITE_CHUNK_BYTES` is replaced in consecutive commits of that many days:
-    a reader during the write sees each chunk old or new, never a day half-written.
+    a reader during the write sees each chunk old or new, never a day half-written. A LazyFrame (a
+    long window spilled to local files) is written in those chunks, each collected in turn.
     """
     keep = sorted(set(keep))
-    outside = frame.filter(
+    outside = frame.lazy().filter(
         (pl.col(column) < first) | (pl.col(column) >= end) | pl.col(column).is_null() | pl.col(column).is_in(keep)
-    )
-    if outside.height:
-        sample = outside.get_column(column).unique().sort().head(5).to_list()
+    ).select(pl.len().alias("rows"), pl.col(column).unique().sort().head(5).implode().alias("sample")).collect()
+    if outside["rows"].item():
         raise ValueError(
-            f"{outside.height} rows have {column} outside the partition window "
-            f"{first}..{end - dt.timedelta(days=1)} (e.g. {sample}); nothing was written to {uri}"
+            f"{outside['rows'].item()} rows have {column} outside the partition window "
+            f"{first}..{end - dt.timedelta(days=1)} (e.g. {outside['sample'].item().to_list()}); nothing was written to {uri}"
         )
     version = None
-    chunk = dt.timedelta(days=WRITE_CHUNK_DAYS) if frame.estimated_size() > WRITE_CHUNK_BYTES else end - first
+    large = not isinstance(frame, pl.DataFrame) or frame.estimated_size() > WRITE_CHUNK_BYTES
+    chunk = dt.timedelta(days=WRITE_CHUNK_DAYS) if large else end - first
     lo = first
     while lo < end:
         hi = min(lo + chunk, end)
@@ -340,7 +350,7 @@ class Lakehouse(dg.ConfigurableResource):
             return self.scan(key).collect()
 
     def write_window(
-        self, key: dg.AssetKey, frame: pl.DataFrame, column: str, first: dt.date, end: dt.date, keep: Iterable[dt.date] = (),
+        self, key: dg.AssetKey, frame: pl.DataFrame | pl.LazyFrame, column: str, first: dt.date, end: dt.date, keep: Iterable[dt.date] = (),
         commit_metadata: Mapping[str, str] | None = None,
     ) -> int:
         with self.storage_errors(key, "writing"):
@@ -445,14 +455,6 @@ class LocalLakehouse(Lakehouse):
         return Path(self.root).absolute() / LOCK_FILE_NAME
 
 
-def _collect(obj: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
-    if isinstance(obj, pl.LazyFrame):
-        return obj.collect(engine="streaming")
-    if isinstance(obj, pl.DataFrame):
-        return obj
-    raise TypeError(f"expected a polars DataFrame or LazyFrame, got {type(obj).__name__}")
-
-
 class DeltaIOManager(dg.ConfigurableIOManager):
     """Stores each asset `[layer, table]` as a Delta table of `lake`.
 
@@ -480,12 +482,14 @@ class DeltaIOManager(dg.ConfigurableIOManager):
     def _write(self, context: dg.OutputContext, obj: pl.DataFrame | pl.LazyFrame | Audited) -> AuditEntry:
         lake, key = self.lake, context.asset_key
         audited = obj if isinstance(obj, Audited) else Audited(obj)
-        with lake.storage_errors(key, "writing"):
-            frame = _collect(audited.frame)
         column = context.definition_metadata.get(PARTITION_COLUMN)
+        partitioned = bool(column) and context.has_asset_partitions
+        # A partitioned window stays lazy, if it is: write_window collects it a chunk at a time.
+        with lake.storage_errors(key, "writing"):
+            frame = audited.frame if partitioned else _collect(audited.frame)
         # Column lineage is materialization metadata to Dagster: each write reports its table's.
         lineage = context.definition_metadata.get(COLUMN_LINEAGE)
-        if column and context.has_asset_partitions:
+        if partitioned:
             first, end = window_dates(context.asset_partitions_time_window)
             failed = sorted(d for d in audited.failed_days if first <= d < end)
             kept = sorted({*failed, *(d for d in audited.unchanged_days if first <= d < end)})
@@ -501,7 +505,7 @@ class DeltaIOManager(dg.ConfigurableIOManager):
                 # On the window's newest partition only: a year's backfill need not store it 365 times.
                 extra.setdefault(end - dt.timedelta(days=1), {})[COLUMN_LINEAGE] = lineage
             self._partition_metadata(context, rows, set(failed), extra)
-            written = published.height
+            written = sum(n for day, n in rows.items() if day not in kept)
             status = ("WITHHELD" if len(failed) == len(rows) else "PARTIAL") if failed else "SUCCESS"
         elif audited.failed:
             version, partitions, written, status = lake.version(key), "all", 0, "WITHHELD"
@@ -522,12 +526,12 @@ class DeltaIOManager(dg.ConfigurableIOManager):
         return AuditEntry(key, partitions, written, status)
 
     def _rows_per_day(
-        self, key: dg.AssetKey, published: pl.DataFrame, column: str, first: dt.date, end: dt.date, kept: list[dt.date]
+        self, key: dg.AssetKey, published: pl.DataFrame | pl.LazyFrame, column: str, first: dt.date, end: dt.date, kept: list[dt.date]
     ) -> dict[dt.date, int]:
         """Rows the table holds per day of the window after the write: the published frame's, and
         for the kept days what their previous version holds (read back, not assumed)."""
         counts = dict.fromkeys(days_in(first, end), 0)
-        for day, n in published.group_by(column).len().iter_rows():
+        for day, n in published.lazy().group_by(column).len().collect().iter_rows():
             counts[day] = n
         if kept and self.lake.exists(key):
             previous = self.lake.scan(key).filter(pl.col(column).is_in(kept))

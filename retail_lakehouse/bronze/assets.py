@@ -5,9 +5,11 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import tempfile
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -206,28 +208,59 @@ def _parsed(landing: LandingZone, drop: Drop) -> tuple[pl.DataFrame | None, str 
         return None, e.reason
 
 
+# A long window's rows are not all held at once: once the parsed rows pass this size, they and
+# each later month's go to a local Parquet file as soon as the month is parsed, and the I/O
+# manager writes the table from those files a month at a time. (A year of bronze sales is 181 MiB
+# at scale 1, held; 1.8 GiB at scale 10, spilled.)
+SPILL_BYTES = 256 * 2**20
+
+
+def _months(drops: list[Drop]) -> list[list[Drop]]:
+    by_month: dict[tuple[int, int], list[Drop]] = {}
+    for drop in drops:
+        by_month.setdefault((drop.business_date.year, drop.business_date.month), []).append(drop)
+    return [by_month[m] for m in sorted(by_month)]
+
+
 def _ingest(
-    context: dg.AssetExecutionContext, landing: LandingZone, source: str, drops: list[Drop], token_key: bytes | None
-) -> tuple[pl.DataFrame, list[tuple[Drop, str]]]:
-    """The bronze rows of the drops that load (cards tokenized with `token_key`, when given), and
-    the rejected drops with their reasons. The per-file frames end here, before the table is written."""
+    context: dg.AssetExecutionContext, landing: LandingZone, source: str, drops: list[Drop], token_key: bytes | None, spill: Path
+) -> tuple[pl.DataFrame | pl.LazyFrame, list[tuple[Drop, str]], dict[str, int]]:
+    """The bronze rows of the drops that load (cards tokenized with `token_key`, when given): a
+    frame, or a scan of the months spilled to `spill` (see SPILL_BYTES); the rejected drops with
+    their reasons; and how many values of each text column hold a masked card number."""
     ingested_at = dt.datetime.now(dt.timezone.utc)
+    held: list[pl.DataFrame] = []
+    spilled: list[Path] = []
+    rejected: list[tuple[Drop, str]] = []
+    masked: dict[str, int] = {}
     with ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="bronze-parse") as pool:
-        parsed = list(pool.map(lambda drop: _parsed(landing, drop), drops))
-    frames, rejected = [], []
-    for drop, (frame, reason) in zip(drops, parsed):
-        if reason is not None:
-            # Recorded with its reason in bronze/rejected_files; the rest of the partition loads.
-            context.log.warning(f"{source} {drop.business_date}: rejected {drop.path}: {reason}")
-            rejected.append((drop, reason))
-            continue
-        frames.append((frame, drop.path, drop.business_date))
-    table = bronze_table(frames, _columns(source), ingested_at)
-    # Tokenized once for the window, not per file: a card paid with on many days is hashed once.
-    # (A window without rows is already the table's empty frame, with the token columns.)
-    if token_key is not None and "card_number" in table.columns:
-        table = tokenize_cards(table, token_key)
-    return table, rejected
+        for month in _months(drops):
+            frames = []
+            for drop, (frame, reason) in zip(month, pool.map(lambda drop: _parsed(landing, drop), month)):
+                if reason is not None:
+                    # Recorded with its reason in bronze/rejected_files; the rest of the partition loads.
+                    context.log.warning(f"{source} {drop.business_date}: rejected {drop.path}: {reason}")
+                    rejected.append((drop, reason))
+                    continue
+                frames.append((frame, drop.path, drop.business_date))
+            table = bronze_table(frames, _columns(source), ingested_at)
+            # Tokenized once a month, not per file: a card paid with on many days is hashed once.
+            # (A month without rows is already the table's empty frame, with the token columns.)
+            if token_key is not None and "card_number" in table.columns:
+                table = tokenize_cards(table, token_key)
+            counts = table.select(pl.col(pl.String).str.contains(CARD_MASK_PREFIX, literal=True).sum()).row(0, named=True)
+            for column, n in counts.items():
+                masked[column] = masked.get(column, 0) + n
+            held.append(table)
+            if spilled or sum(t.estimated_size() for t in held) > SPILL_BYTES:
+                for part in held:
+                    spilled.append(spill / f"part-{len(spilled):05d}.parquet")
+                    # lz4: the files live for one step; writing them fast matters more than their size.
+                    part.write_parquet(spilled[-1], compression="lz4")
+                held = []
+    if spilled:
+        return pl.scan_parquet(spilled), rejected, masked
+    return (pl.concat(held) if held else bronze_table([], _columns(source), ingested_at)), rejected, masked
 
 
 def build_bronze_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -252,53 +285,54 @@ def build_bronze_asset(source: str, partitions_def: dg.PartitionsDefinition) -> 
         token_key = card_tokenizer.key_bytes() if tokenize else None
         key_id = _key_id(token_key)
         unchanged = _unchanged(drops, _ingested(lake, context.asset_key, days_in(first, end), key_id))
-        out, rejected = _ingest(context, landing, source, [d for d in drops if d.business_date not in unchanged], token_key)
-        for drop in (d for d in drops if d.business_date in unchanged):
-            reason = unchanged[drop.business_date][drop.path][1]
-            _remember(_verdict_key(landing, drop), reason)  # for bronze/rejected_files, as if parsed
-            if reason:
-                rejected.append((drop, reason))
-        if unchanged:
-            context.log.info(f"bronze/{source}: {len(unchanged)} day(s) of the window already hold these drops, not loaded again")
-        verdict = None
-        if source in DAILY_SOURCES:
-            broken = {d for d, _ in rejected}
-            # A header-only drop counts: an empty day was delivered, not missed.
-            loaded = {d.business_date for d in drops if d not in broken}
-            problems = _day_problems(source, first, end, loaded, rejected, strays, landing)
-            verdict = checks.drops_loaded_result(("bronze", source), problems, days_in(first, end))
-            for day, problem in sorted(problems.items()):
-                context.log.error(f"bronze/{source} {day}: {problem}")
-        # Each day's materialization says what was loaded and rejected that day; what belongs to no
-        # day stays on the run's output (which every partition of the window repeats).
-        day_metadata: dict[dt.date, dict[str, object]] = {}
-        for day in days_in(first, end):
-            files = [d for d in drops if d.business_date == day]
-            bad = [(d.path, r) for d, r in rejected if d.business_date == day]
-            day_metadata[day] = {"files_loaded": len(files) - len(bad), "files_rejected": len(bad)}
-            if bad:
-                day_metadata[day]["rejections"] = _rejections_table(bad)
-        masked = out.select(pl.col(pl.String).str.contains(CARD_MASK_PREFIX, literal=True).sum()).row(0, named=True)
-        metadata: dict[str, object] = {}
-        if any(masked.values()):
-            metadata["card_numbers_masked"] = {c: int(n) for c, n in masked.items() if n}
-        if strays:
-            metadata["stray_files"] = [safe_text(s.path) for s in strays]
-        # A day without a drop that loads keeps its previous version (a re-delivery gone wrong
-        # does not erase the good one), and its failed check stops what is downstream.
-        failed = verdict.failed_days if verdict else frozenset()
-        reasons = {d.path: r for d, r in rejected}
-        written = {
-            day.isoformat(): {d.path: [d.fingerprint, reasons.get(d.path, "")] for d in drops if d.business_date == day}
-            for day in {d.business_date for d in drops} - set(unchanged) - failed
-        }
-        audited = Audited(
-            out, failed, day_metadata=day_metadata, unchanged_days=frozenset(unchanged),
-            commit_metadata={INGESTED: json.dumps({"key_id": key_id, "days": written}, sort_keys=True)},
-        )
-        yield dg.Output(audited, metadata=metadata)
-        if verdict:
-            yield verdict.result
+        # The spilled months live until the I/O manager has written them (it runs at the yield).
+        with tempfile.TemporaryDirectory(prefix="retail-lakehouse-bronze-") as spill:
+            out, rejected, masked = _ingest(context, landing, source, [d for d in drops if d.business_date not in unchanged], token_key, Path(spill))
+            for drop in (d for d in drops if d.business_date in unchanged):
+                reason = unchanged[drop.business_date][drop.path][1]
+                _remember(_verdict_key(landing, drop), reason)  # for bronze/rejected_files, as if parsed
+                if reason:
+                    rejected.append((drop, reason))
+            if unchanged:
+                context.log.info(f"bronze/{source}: {len(unchanged)} day(s) of the window already hold these drops, not loaded again")
+            verdict = None
+            if source in DAILY_SOURCES:
+                broken = {d for d, _ in rejected}
+                # A header-only drop counts: an empty day was delivered, not missed.
+                loaded = {d.business_date for d in drops if d not in broken}
+                problems = _day_problems(source, first, end, loaded, rejected, strays, landing)
+                verdict = checks.drops_loaded_result(("bronze", source), problems, days_in(first, end))
+                for day, problem in sorted(problems.items()):
+                    context.log.error(f"bronze/{source} {day}: {problem}")
+            # Each day's materialization says what was loaded and rejected that day; what belongs to no
+            # day stays on the run's output (which every partition of the window repeats).
+            day_metadata: dict[dt.date, dict[str, object]] = {}
+            for day in days_in(first, end):
+                files = [d for d in drops if d.business_date == day]
+                bad = [(d.path, r) for d, r in rejected if d.business_date == day]
+                day_metadata[day] = {"files_loaded": len(files) - len(bad), "files_rejected": len(bad)}
+                if bad:
+                    day_metadata[day]["rejections"] = _rejections_table(bad)
+            metadata: dict[str, object] = {}
+            if any(masked.values()):
+                metadata["card_numbers_masked"] = {c: int(n) for c, n in masked.items() if n}
+            if strays:
+                metadata["stray_files"] = [safe_text(s.path) for s in strays]
+            # A day without a drop that loads keeps its previous version (a re-delivery gone wrong
+            # does not erase the good one), and its failed check stops what is downstream.
+            failed = verdict.failed_days if verdict else frozenset()
+            reasons = {d.path: r for d, r in rejected}
+            written = {
+                day.isoformat(): {d.path: [d.fingerprint, reasons.get(d.path, "")] for d in drops if d.business_date == day}
+                for day in {d.business_date for d in drops} - set(unchanged) - failed
+            }
+            audited = Audited(
+                out, failed, day_metadata=day_metadata, unchanged_days=frozenset(unchanged),
+                commit_metadata={INGESTED: json.dumps({"key_id": key_id, "days": written}, sort_keys=True)},
+            )
+            yield dg.Output(audited, metadata=metadata)
+            if verdict:
+                yield verdict.result
 
     return _bronze
 
