@@ -232,8 +232,15 @@ def test_a_window_spilled_month_by_month_writes_what_a_window_held_whole_writes(
     rows, rejections and publication, of the window held in memory."""
     from retail_lakehouse.bronze import assets as bronze_assets
 
+    from retail_lakehouse.landing import SOURCE_COLUMNS
+
     for f in (landing_copy / "loyalty").glob(f"loyalty_{START + dt.timedelta(days=33):%Y%m%d}_*.csv"):
         f.unlink()
+    # A card number typed into a drop of each month: the masked counts are summed across months.
+    for day in (5, 35):
+        [drop] = (landing_copy / "loyalty").glob(f"loyalty_{START + dt.timedelta(days=day):%Y%m%d}_*.csv")
+        with drop.open("a", encoding="utf-8") as out:
+            out.write(",".join(f"E-CARD-{day}" if c == "event_id" else "4111 1111 1111 1111" for c in SOURCE_COLUMNS["loyalty"]) + "\n")
     last = START + dt.timedelta(days=39)
     held = make_lake(tmp_path / "held", landing_copy)
     held_result = held.run(START, last, selection=BRONZE, raise_on_error=False)
@@ -256,3 +263,9 @@ def test_a_window_spilled_month_by_month_writes_what_a_window_held_whole_writes(
     metadata = _partition_metadata(held_result)
     assert metadata == _partition_metadata(spilled_result)
     assert metadata[("bronze/loyalty", (START + dt.timedelta(days=33)).isoformat())]["published"] == "BoolMetadataValue(value=False)"
+    # Against the table itself: each masked value it holds, counted per column.
+    from retail_lakehouse.bronze.transforms import CARD_MASK_PREFIX
+
+    held_masks = a["loyalty"].select(pl.col(pl.String).str.contains(CARD_MASK_PREFIX, literal=True).sum()).row(0, named=True)
+    [counted] = [e.materialization.metadata["card_numbers_masked"].value for e in held_result.get_asset_materialization_events() if e.asset_key.path == ["bronze", "loyalty"]][:1]
+    assert counted == {c: n for c, n in held_masks.items() if n} and sum(counted.values()) >= 2
