@@ -242,3 +242,48 @@ def test_a_corrupted_partition_is_stopped_before_gold_and_the_other_days_load(tm
     assert lake.run(bad_day + dt.timedelta(days=1)).success
     fact_days = set(lake.read("gold/fact_sales")["order_date"].unique())
     assert bad_day not in fact_days and {bad_day - dt.timedelta(days=1), bad_day + dt.timedelta(days=1)} <= fact_days
+
+
+def _inventory(n: int, seed: int) -> pl.DataFrame:
+    """silver/inventory-shaped rows whose keys repeat (nulls too) and some of which break other rules."""
+    import random
+
+    rnd = random.Random(seed)
+    return pl.DataFrame(
+        {
+            "snapshot_date": [rnd.choice([D1, D2, None]) for _ in range(n)],
+            "store_id": [rnd.choice(["S1", "S2", None]) for _ in range(n)],
+            "product_id": [rnd.choice([f"P{i}" for i in range(40)]) for _ in range(n)],
+            "quantity_on_hand": [rnd.choice([5, 0, -1]) for _ in range(n)],
+            "reorder_point": [3] * n,
+            "_source_file": ["inventory_20260901.csv"] * n,
+            "_row_number": list(range(n)),
+            "drop_date": [D1] * n,
+        },
+        schema=catalog.schema("silver", "inventory"),
+    )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_contract_finds_the_key_failures_pandera_finds_and_the_same_failing_rows(seed):
+    """The key rule is tested by a hash sort, not by pandera; pandera's whole contract (its own key
+    rule included) is the referee, failure for failure."""
+    from retail_lakehouse.quality.contracts import SCHEMAS
+    import pandera.polars as pa
+
+    for path, frame in ((("silver", "inventory"), _inventory(400, seed)), (("gold", "fact_sales"), pl.concat([FACTS, FACTS.head(2)]))):
+        keys = list(catalog.table(*path).unique)
+        expected = frame.with_row_index("index").filter(pl.struct(keys).is_duplicated())["index"].cast(pl.Int64)
+        assert expected.len() > 0
+        assert checks.duplicated_rows(frame, keys).sort().to_list() == expected.to_list()
+        with pytest.raises(pa.errors.SchemaErrors) as err:
+            SCHEMAS[path].validate(frame, lazy=True)
+        referee = err.value.failure_cases.group_by(pl.col("column").cast(pl.String), pl.col("check").cast(pl.String)).agg(
+            pl.len().alias("failures")
+        )
+        result = checks.contract_result(path, frame)
+        assert not result.passed and result.metadata["failures"].value == err.value.failure_cases.height
+        table = result.metadata["failures_per_rule"].value
+        for column, check, n in referee.iter_rows():
+            assert f"| {column or ''} | {check} | {n} |" in table
+    assert checks.duplicated_rows(FACTS, ["sales_id"]).is_empty()

@@ -14,8 +14,9 @@ import dagster as dg
 import pandera.polars as pa
 import polars as pl
 
+from retail_lakehouse import catalog
 from retail_lakehouse.quality import policy as p
-from retail_lakehouse.quality.contracts import SCHEMAS
+from retail_lakehouse.quality.contracts import SCHEMAS_BUT_KEY
 
 # A failing check lists at most this many of its failed days in its metadata table.
 SHOWN_DAYS = 31
@@ -126,6 +127,20 @@ def _failing_rows_per_day(
     )
 
 
+def duplicated_rows(frame: pl.DataFrame, keys: list[str]) -> pl.Series:
+    """The indices of the rows whose `keys` (nulls equal) another row shares, exactly: rows are
+    compared only where a sort of one 64-bit hash per row finds a repeated hash (a year of
+    inventory at scale 10, 36M rows: 3 s and 1.4 GB, where `is_duplicated` over the keys takes
+    10 s and 4 GB)."""
+    hashes = frame.select(pl.struct(keys).hash().alias("hash")).to_series()
+    ordered = hashes.sort()
+    repeated = ordered.filter(ordered == ordered.shift(1)).unique()
+    if repeated.is_empty():
+        return pl.Series("index", [], pl.Int64)
+    candidates = frame.select(keys).with_row_index("index").filter(hashes.is_in(repeated.implode()))
+    return candidates.filter(pl.struct(keys).is_duplicated())["index"].cast(pl.Int64)
+
+
 def contract_result(
     path: tuple[str, ...], frame: pl.DataFrame, day_column: str | None = None, days: list[dt.date] | None = None
 ) -> Verdict:
@@ -134,10 +149,17 @@ def contract_result(
     wrong type) fails every day."""
     failures = pl.DataFrame(schema={"index": pl.Int64, "column": pl.String, "check": pl.String})
     try:
-        SCHEMAS[tuple(path)].validate(frame, lazy=True)
+        SCHEMAS_BUT_KEY[tuple(path)].validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:
         cases = err.failure_cases
         failures = cases.select(pl.col("index").cast(pl.Int64), pl.col("column").cast(pl.String), pl.col("check").cast(pl.String))
+    key = catalog.table(*path).unique
+    present = [c for c in key if c in frame.columns]
+    if present:
+        duplicates = duplicated_rows(frame, present)
+        # Named as pandera names its key rules: a column's, or the frame's (by the schema's name).
+        column, check = (key[0], "field_uniqueness") if len(key) == 1 else (SCHEMAS_BUT_KEY[tuple(path)].name, "multiple_fields_uniqueness")
+        failures = pl.concat([failures, duplicates.to_frame("index").with_columns(column=pl.lit(column), check=pl.lit(check))])
     meta: dict = {"rows": frame.height, "failures": failures.height}
     if failures.height:
         per_rule = failures.group_by("column", "check").agg(pl.len().alias("failures")).sort("failures", descending=True)

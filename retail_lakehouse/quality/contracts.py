@@ -24,9 +24,10 @@ def _checks(col: catalog.Col) -> list[pa.Check]:
     return checks
 
 
-def schema_for(layer: str, table: str) -> pa.DataFrameSchema:
+def schema_for(layer: str, table: str, key: bool = True) -> pa.DataFrameSchema:
+    """The table's contract; without its `key` uniqueness when `key` is false."""
     entry = catalog.table(layer, table)
-    unique = list(entry.unique)
+    unique = list(entry.unique) if key else []
     columns = {
         col.name: pa.Column(
             col.dtype,
@@ -43,3 +44,7 @@ def schema_for(layer: str, table: str) -> pa.DataFrameSchema:
 
 
 SCHEMAS = {t.key: schema_for(*t.key) for t in catalog.tables(check=catalog.CONTRACT)}
+# What the contract check validates with pandera: all but the key, which `checks.duplicated_rows`
+# tests exactly in a fraction of the time and memory (pandera's key rule copies the whole frame and
+# runs `is_duplicated` over it: 12.5 s and 6 GB for a year of silver inventory at scale 10).
+SCHEMAS_BUT_KEY = {key: schema_for(*key, key=False) for key in SCHEMAS}
