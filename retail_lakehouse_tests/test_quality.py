@@ -1,9 +1,11 @@
 """Quality gates: each check passes on consistent data and fails when its invariant is broken."""
 
 import datetime as dt
+import random
 from decimal import Decimal
 
 import dagster as dg
+import pandera.polars as pa
 import polars as pl
 import pytest
 
@@ -11,6 +13,7 @@ from retail_lakehouse import catalog
 from retail_lakehouse.gold import star
 from retail_lakehouse.quality import checks
 from retail_lakehouse.quality import policy as p
+from retail_lakehouse.quality.contracts import SCHEMAS
 from retail_lakehouse_tests.conftest import START, make_lake
 
 UTC = dt.timezone.utc
@@ -246,8 +249,6 @@ def test_a_corrupted_partition_is_stopped_before_gold_and_the_other_days_load(tm
 
 def _inventory(n: int, seed: int) -> pl.DataFrame:
     """silver/inventory-shaped rows whose keys repeat (nulls too) and some of which break other rules."""
-    import random
-
     rnd = random.Random(seed)
     return pl.DataFrame(
         {
@@ -268,9 +269,6 @@ def _inventory(n: int, seed: int) -> pl.DataFrame:
 def test_the_contract_finds_the_key_failures_pandera_finds_and_the_same_failing_rows(seed):
     """The key rule is tested by a hash sort, not by pandera; pandera's whole contract (its own key
     rule included) is the referee, failure for failure."""
-    from retail_lakehouse.quality.contracts import SCHEMAS
-    import pandera.polars as pa
-
     for path, frame in ((("silver", "inventory"), _inventory(400, seed)), (("gold", "fact_sales"), pl.concat([FACTS, FACTS.head(2)]))):
         keys = list(catalog.table(*path).unique)
         expected = frame.with_row_index("index").filter(pl.struct(keys).is_duplicated())["index"].cast(pl.Int64)
