@@ -60,6 +60,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             settings.spark_master,
             dg.EnvVar("RETAIL_LAKEHOUSE_SPARK_REMOTE") if settings.spark_remote_from_env else None,
             settings.spark_driver_memory,
+            settings.spark_staging,
         ),
     }
     if settings.env == "azure":

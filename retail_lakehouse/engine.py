@@ -8,8 +8,10 @@ must see every version of a key (the latest version of an order line) is grouped
 group holds all of them; what a rule needs whole (the dimensions a fact is keyed to) travels inside
 the function, as Spark ships a broadcast.
 
-Each group's results come back to the driver as Arrow, where delta-rs commits them (the Delta and
-ABFS jars cannot be had here, PLATFORM.md "Spark"): the driver holds a run's output, not its input.
+Each group's results are written by the worker as Parquet to a staging folder and read by the
+driver, where delta-rs commits them (the Delta and ABFS jars cannot be had here, PLATFORM.md
+"Spark"): the driver holds a run's output, not its input. Without a folder both reach (a remote
+cluster), they come back through Spark as Arrow.
 
 `local[N]` by default; a Spark Connect URL (`sc://host:port`, also how Databricks Connect reaches a
 cluster) by `RETAIL_LAKEHOUSE_SPARK_REMOTE`. The session starts on first use, so a run whose
@@ -130,10 +132,12 @@ class PolarsEngine(Engine):
         return _concat(empty, parts)
 
 
-def build_engine(engine: str, master: str | None = None, remote: str | dg.EnvVar | None = None, driver_memory: str = "2g") -> Engine:
+def build_engine(
+    engine: str, master: str | None = None, remote: str | dg.EnvVar | None = None, driver_memory: str = "2g", staging: str | None = None
+) -> Engine:
     if engine == "spark":
         # Imported only here: a Polars deployment never imports pyspark.
         from retail_lakehouse.spark import build_spark_engine
 
-        return build_spark_engine(master, remote, driver_memory)
+        return build_spark_engine(master, remote, driver_memory, staging)
     return PolarsEngine()

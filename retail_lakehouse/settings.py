@@ -89,9 +89,12 @@ class Settings:
     # Spark Connect URL, which may carry a token) is set: the engine then reads it through EnvVar.
     spark_master: str | None = None
     spark_remote_from_env: bool = False
-    # The heap of a Spark driver this process starts: it collects every group's output (a year of
-    # silver sales at scale 1 overflows Spark's default 1g).
+    # The heap of a Spark driver this process starts (a year of silver sales at scale 1 overflowed
+    # Spark's default 1g when the groups' outputs came back through it).
     spark_driver_memory: str = "2g"
+    # A folder this process and Spark's workers both reach, for the groups' outputs as Parquet
+    # (RETAIL_LAKEHOUSE_SPARK_STAGING); unset: a temporary one for a local master.
+    spark_staging: str | None = None
     # True when RETAIL_LAKEHOUSE_TOKEN_KEY is set: the tokenizer then reads it through EnvVar.
     token_key_from_env: bool = False
     # True when RETAIL_LAKEHOUSE_SQL_URL (a SQLAlchemy URL, which may carry a password) is set: the
@@ -169,6 +172,7 @@ class Settings:
             spark_master=env.get("RETAIL_LAKEHOUSE_SPARK_MASTER") or None,
             spark_driver_memory=_driver_memory(env.get("RETAIL_LAKEHOUSE_SPARK_DRIVER_MEMORY") or "2g"),
             spark_remote_from_env=spark_remote is not None,
+            spark_staging=env.get("RETAIL_LAKEHOUSE_SPARK_STAGING") or None,
             sql_url_from_env=sql_url is not None,
         )
 

@@ -6,6 +6,7 @@ is the referee, and it is itself pinned by the independent referees of the other
 
 import datetime as dt
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,9 @@ import pytest
 from deltalake import DeltaTable
 
 from retail_lakehouse.definitions import build_defs
-from retail_lakehouse.engine import Source
+from retail_lakehouse.engine import PolarsEngine, Source
 from retail_lakehouse.settings import Settings
-from retail_lakehouse.spark import build_spark_engine
+from retail_lakehouse.spark import SparkEngine, build_spark_engine
 from retail_lakehouse.storage import LocalLakehouse
 from retail_lakehouse_tests.compare import assert_same_lakehouse, run_as_users_do
 from retail_lakehouse_tests.conftest import START, TEST_TOKEN_KEY, make_lake
@@ -95,6 +96,47 @@ def test_spark_reads_a_polars_written_table_after_an_overwrite_and_a_delete(tmp_
     lake.write_whole(dg.AssetKey(["gold", "t2"]), out)
     doubled = pl.read_delta(lake.table_uri(dg.AssetKey(["gold", "t2"])))
     assert doubled["amount"].sum() == 2 * lake.read(key)["amount"].sum()
+
+
+def test_the_workers_write_each_groups_results_to_the_staging_folder_and_the_driver_reads_them(tmp_path, monkeypatch):
+    lake = LocalLakehouse(root=str(tmp_path / "lakehouse"))
+    key = dg.AssetKey(["silver", "t"])
+    days = [START + dt.timedelta(days=i) for i in range(5)]
+    frame = pl.DataFrame({
+        "day": [d for d in days for _ in range(40)],
+        "order_id": [f" O{i % 17} " for i in range(200)],
+        "amount": [f"{i}.{i % 100:02d}" for i in range(200)],
+        "at": [dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=7 * i) for i in range(200)],
+        "note": [None if i % 3 else f"n{i}" for i in range(200)],
+    }).with_columns(pl.col("amount").cast(pl.Decimal(18, 2)))
+    lake.write_window(key, frame, "day", days[0], days[-1] + dt.timedelta(days=1))
+
+    def rule(group: pl.DataFrame) -> dict[str, pl.DataFrame]:
+        # Keys are trimmed by the grouping: every version of " O3 " and "O3" in one group.
+        per_order = group.group_by(pl.col("order_id").str.strip_chars()).agg(pl.len(), pl.col("amount").sum(), pl.col("at").max())
+        return {"orders": per_order, "rows": group.with_columns(doubled=pl.col("amount") * 2)}
+
+    staging = tmp_path / "staging"
+    seen: list[list[str]] = []
+    remove = shutil.rmtree
+
+    def listed_then_removed(path, *args, **kwargs):
+        seen.append(sorted(os.listdir(path)))
+        remove(path, *args, **kwargs)
+
+    monkeypatch.setattr("retail_lakehouse.spark.shutil.rmtree", listed_then_removed)
+    engine = SparkEngine(spark=build_spark_engine().spark, staging=str(staging), groups=4)
+    source = Source(key, "day", days[0], days[-1] + dt.timedelta(days=1))
+    spark_out = engine.map_groups(lake, source, ("order_id",), rule)
+    polars_out = PolarsEngine().map_groups(lake, source, ("order_id",), rule)
+    for name in ("orders", "rows"):
+        assert spark_out[name].schema == polars_out[name].schema
+        assert sorted(spark_out[name].rows()) == sorted(polars_out[name].rows())
+    assert spark_out["orders"].height == 17
+    # The results were Parquet files in the staging folder, a file per group and output, and are gone.
+    assert len(seen) == 1 and seen[0] and all(n.endswith(".parquet") for n in seen[0])
+    assert {n.split("-")[0] for n in seen[0]} == {"orders", "rows"}
+    assert list(staging.iterdir()) == []
 
 
 def test_the_engine_is_in_kinds_and_no_jvm_starts_before_a_rule_runs():
