@@ -28,7 +28,7 @@ import dagster as dg
 import polars as pl
 
 from retail_lakehouse.partitions import window_dates
-from retail_lakehouse.storage import Lakehouse
+from retail_lakehouse.storage import Lakehouse, StagedFile
 
 # A rule as the engines run it: one group of the input in, named frames out.
 Rule = Callable[[pl.DataFrame], Mapping[str, pl.DataFrame]]
@@ -56,13 +56,26 @@ class Source:
         return self.scan(lake).collect_schema()
 
 
+class Outputs(dict):
+    """A rule's outputs by name (Polars frames), and in `staged`, for an output the engine also
+    wrote into its table's folder itself, those files, for the I/O manager to commit."""
+
+    def __init__(self, frames: Mapping[str, pl.DataFrame], staged: Mapping[str, tuple[StagedFile, ...]] | None = None):
+        super().__init__(frames)
+        self.staged: dict[str, tuple[StagedFile, ...]] = dict(staged or {})
+
+
 class Engine(dg.ConfigurableResource):
     """The `engine` resource: runs a rule over a source, grouped by `by` where the engine splits."""
 
-    def map_groups(self, lake: Lakehouse, source: Source, by: Sequence[str], rule: Rule) -> dict[str, pl.DataFrame]:
+    def map_groups(
+        self, lake: Lakehouse, source: Source, by: Sequence[str], rule: Rule, tables: Mapping[str, tuple[dg.AssetKey, str]] | None = None
+    ) -> Outputs:
         """`rule` over `source`. An engine that splits the input keeps rows with equal `by` values
         (text compared trimmed, as the rules compare keys) in one group, and concatenates what the
-        groups return."""
+        groups return. `tables` names the outputs that are a partitioned table's rows as they are
+        (output: the table's key and its Date column): an engine whose workers can write the
+        table's files may do so (`Outputs.staged`)."""
         raise NotImplementedError
 
 
@@ -83,9 +96,9 @@ def _group_keys(frame_schema: Mapping[str, pl.DataType], by: Sequence[str]) -> l
     return [key(c) for c in by]
 
 
-def _concat(empty: Mapping[str, pl.DataFrame], parts: list[Mapping[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
+def _concat(empty: Mapping[str, pl.DataFrame], parts: list[Mapping[str, pl.DataFrame]]) -> Outputs:
     # Vertical concatenation: a part whose output drifted from the rule's schema fails here.
-    return {name: pl.concat([out, *(p[name] for p in parts)], how="vertical") for name, out in empty.items()}
+    return Outputs({name: pl.concat([out, *(p[name] for p in parts)], how="vertical") for name, out in empty.items()})
 
 
 class PolarsEngine(Engine):
@@ -102,10 +115,12 @@ class PolarsEngine(Engine):
     chunk_days: int = CHUNK_DAYS
     rows_per_group: int = ROWS_PER_GROUP
 
-    def map_groups(self, lake: Lakehouse, source: Source, by: Sequence[str], rule: Rule) -> dict[str, pl.DataFrame]:
+    def map_groups(
+        self, lake: Lakehouse, source: Source, by: Sequence[str], rule: Rule, tables: Mapping[str, tuple[dg.AssetKey, str]] | None = None
+    ) -> Outputs:
         scan = source.scan(lake)
         if not by:
-            return dict(rule(scan.collect()))
+            return Outputs(rule(scan.collect()))
         if source.column in by and source.first is not None and (source.end - source.first).days > self.chunk_days:
             empty = rule(pl.DataFrame(schema=scan.collect_schema()))
             parts = []
@@ -118,7 +133,7 @@ class PolarsEngine(Engine):
             return _concat(empty, parts)
         groups = -(-scan.select(pl.len()).collect().item() // self.rows_per_group)
         if groups <= 1:
-            return dict(rule(scan.collect()))
+            return Outputs(rule(scan.collect()))
         schema = scan.collect_schema()
         empty = rule(pl.DataFrame(schema=schema))
         bucket = (pl.struct(_group_keys(schema, by)).hash() % groups).alias("_group")

@@ -21,12 +21,16 @@ import pyarrow as pa
 from dagster_pyspark import LazyPySparkResource
 from pydantic import Field, PrivateAttr
 
-from retail_lakehouse.engine import Engine, Rule, Source
-from retail_lakehouse.storage import Lakehouse
+from retail_lakehouse.engine import Engine, Outputs, Rule, Source
+from retail_lakehouse.storage import Lakehouse, StagedFile, stored_schema
 
-# What every group returns to the driver: one row per named frame, with its rows either in a
-# Parquet file the worker wrote to the staging folder (`path`) or inline as Arrow IPC (`ipc`).
-_PACKED = "output string, path string, ipc binary"
+# What every group returns to the driver, a row per file or frame: an output's rows in a Parquet
+# file the worker wrote (`path`) or inline as Arrow IPC (`ipc`); for a file in a table's folder,
+# its day, its path there, its size and its rows.
+_PACKED = {
+    "output": pa.string(), "path": pa.string(), "ipc": pa.binary(), "day": pa.date32(),
+    "table_path": pa.string(), "size": pa.int64(), "rows": pa.int64(),
+}
 
 
 def spark_config() -> dict[str, str]:
@@ -100,8 +104,11 @@ class SparkEngine(Engine):
             frame = frame.filter((day >= F.lit(source.first)) & (day < F.lit(source.end)))
         return frame
 
-    def map_groups(self, lake: Lakehouse, source: Source, by: Sequence[str], rule: Rule) -> dict[str, pl.DataFrame]:
+    def map_groups(
+        self, lake: Lakehouse, source: Source, by: Sequence[str], rule: Rule, tables: Mapping[str, tuple[dg.AssetKey, str]] | None = None
+    ) -> Outputs:
         from pyspark.sql import functions as F
+        from pyspark.sql.pandas.types import from_arrow_schema
         from pyspark.sql.types import StringType
 
         schema = source.schema(lake)
@@ -109,7 +116,7 @@ class SparkEngine(Engine):
         empty = dict(rule(pl.DataFrame(schema=schema)))
         frame = self.read(lake, source)
         if frame is None:
-            return empty
+            return Outputs(empty)
 
         def key(c: str):
             column = F.col(c)
@@ -121,14 +128,36 @@ class SparkEngine(Engine):
         # At least a group per data file (a day's drop, a day of a table), so a group stays the size
         # of a day or so however long the window: its results travel as one Arrow value (< 2 GB).
         groups = max(self.groups, len(frame.inputFiles()))
+        # Rows that share a day of the source's partitions share every key that includes it: whole
+        # days to a group, so a day's output is one file, not one per group.
+        by = [source.column] if source.column in by else list(by)
         bucket = F.pmod(F.hash(*[key(c) for c in by]), F.lit(groups)) if by else F.lit(0)
-        parts: dict[str, list[pl.DataFrame]] = {name: [out] for name, out in empty.items()}
         with self._staging_folder() as folder:
-            packed = frame.groupBy(bucket.alias("_group")).applyInArrow(_group_function(rule, dict(schema), folder), _PACKED).toArrow()
-            for name, path, blob in zip(*(packed.column(c).to_pylist() for c in ("output", "path", "ipc"))):
-                parts[name].append(pl.read_parquet(path) if path is not None else pl.read_ipc(io.BytesIO(blob)))
+            # The workers write a table's files only where they and this process share the disk.
+            targets = {
+                name: (lake.table_uri(k), column, dict(stored_schema(empty[name].schema))) for name, (k, column) in (tables or {}).items()
+                if folder is not None and not self.remote and "://" not in lake.table_uri(k)
+            }
+            run = _group_function(rule, dict(schema), folder, targets)
+            packed = frame.groupBy(bucket.alias("_group")).applyInArrow(run, from_arrow_schema(pa.schema(_PACKED))).toArrow()
+            parts: dict[str, list[pl.DataFrame]] = {name: [out] for name, out in empty.items()}
+            staged: dict[str, list[StagedFile]] = {name: [] for name in targets}
+            for row in packed.to_pylist():
+                name = row["output"]
+                if row["table_path"] is not None:
+                    column = targets[name][1]
+                    staged[name].append(StagedFile(row["day"], row["table_path"], row["size"], row["rows"]))
+                    part = pl.read_parquet(row["path"]).with_columns(pl.lit(row["day"]).alias(column))
+                    # Back to the rule's own types (the file holds the table's: no unsigned, no categorical).
+                    part = part.select(empty[name].columns).cast(dict(empty[name].schema))
+                elif row["path"] is not None:
+                    part = pl.read_parquet(row["path"])
+                else:
+                    part = pl.read_ipc(io.BytesIO(row["ipc"]))
+                parts[name].append(part)
         # Vertical concatenation: a group whose output drifted from the rule's schema fails here.
-        return {name: pl.concat(frames, how="vertical") for name, frames in parts.items()}
+        frames = {name: pl.concat(frames, how="vertical") for name, frames in parts.items()}
+        return Outputs(frames, {name: tuple(files) for name, files in staged.items()})
 
     @contextlib.contextmanager
     def _staging_folder(self) -> Iterator[str | None]:
@@ -151,29 +180,44 @@ class SparkEngine(Engine):
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _group_function(rule: Rule, schema: Mapping[str, pl.DataType], folder: str | None):
+def _group_function(
+    rule: Rule, schema: Mapping[str, pl.DataType], folder: str | None, targets: Mapping[str, tuple[str, str, Mapping[str, pl.DataType]]]
+):
     # applyInArrow tells an Arrow function from a pandas one by its type hints: a plain function, not a partial.
     def run_group(table: pa.Table) -> pa.Table:
         """In a Spark worker: one group, as the Polars engine would see it (same columns, order
-        and types), through the rule; each output written to `folder` as Parquet, or packed as
-        Arrow IPC when there is no folder."""
+        and types), through the rule. An output in `targets` (its table's folder, Date column and
+        stored types) is written into the table's folder, a file per day
+        (`<column>=<day>/part-<id>.parquet`, without the column, as delta-rs lays out its own),
+        for the driver to read and commit; the rest (and rows without a day) to `folder` as
+        Parquet, or packed as Arrow IPC without one."""
         frame = pl.from_arrow(table).select(list(schema)).cast(dict(schema))
-        names, paths, blobs = [], [], []
+        rows = []
         for name, out in rule(frame).items():
-            names.append(name)
+            if name in targets:
+                uri, column, stored = targets[name]
+                for (day,), part in out.filter(pl.col(column).is_not_null()).group_by(column):
+                    relative = f"{column}={day.isoformat()}/part-{uuid.uuid4().hex}.parquet"
+                    path = os.path.join(uri, relative)
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    # In the types the table stores, as delta-rs would cast them when writing.
+                    part.cast(stored).drop(column).write_parquet(path)
+                    rows.append((name, path, None, day, relative, os.path.getsize(path), part.height))
+                out = out.filter(pl.col(column).is_null())
+                if out.is_empty():
+                    continue
             if folder is None:
                 sink = io.BytesIO()
                 out.write_ipc(sink)
-                paths.append(None)
-                blobs.append(sink.getvalue())
+                rows.append((name, None, sink.getvalue(), None, None, None, None))
             else:
                 # lz4: the file lives until the driver has read it; writing it fast matters more.
                 path = os.path.join(folder, f"{name}-{uuid.uuid4().hex}.parquet")
                 out.write_parquet(path, compression="lz4")
-                paths.append(path)
-                blobs.append(None)
+                rows.append((name, path, None, None, None, None, None))
+        columns = list(zip(*rows)) if rows else [()] * 7
         return pa.table({
-            "output": pa.array(names, pa.string()), "path": pa.array(paths, pa.string()), "ipc": pa.array(blobs, pa.binary()),
+            name: pa.array(values, kind) for (name, kind), values in zip(_PACKED.items(), columns)
         })
 
     return run_group

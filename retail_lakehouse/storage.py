@@ -15,6 +15,8 @@ asset's returned frame into one of those writes, with its metadata and its audit
 
 import contextlib
 import datetime as dt
+import json
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,8 +24,10 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Schema, write_deltalake
 from deltalake.exceptions import TableNotFoundError
+from deltalake.transaction import AddAction
 from pydantic import PrivateAttr
 
 from retail_lakehouse import catalog
@@ -39,6 +43,17 @@ AUDIT_LOG_KEY = dg.AssetKey(["ops", "audit_log"])
 AUDIT_MESSAGE_CHARS = 500
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A data file an engine wrote into a partitioned table's folder (`<column>=<day>/...`, without
+    the partition column, as delta-rs lays out its own) that no commit references yet."""
+
+    day: dt.date
+    path: str  # relative to the table's folder
+    size: int
+    rows: int
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,9 @@ class Audited:
     unchanged_days: frozenset[dt.date] = frozenset()
     # Recorded in the write's commit(s) (Delta commitInfo), for a later run to read (`Lakehouse.history`).
     commit_metadata: Mapping[str, str] = field(default_factory=dict)
+    # The frame's rows as files already in the table's folder (an engine's workers wrote them):
+    # the published days' files are committed as they are, instead of the frame being written.
+    staged: tuple[StagedFile, ...] | None = None
 
 
 class TableNotFound(FileNotFoundError):
@@ -197,6 +215,63 @@ def write_days(
         raise ValueError(f"{stray.height} rows have {column} outside the days being replaced; nothing was written to {uri}")
     predicate = f"{column} IN (" + ", ".join(f"'{d.isoformat()}'" for d in days) + ")"
     return _write(uri, frame, storage_options, mode="overwrite", predicate=predicate, partition_by=[column])
+
+
+def stored_schema(schema: pl.Schema) -> pl.Schema:
+    """The Polars types of what a Delta table stores for `schema` (no unsigned integers, no
+    categoricals): what delta-rs casts a frame to when it writes it."""
+    delta = Schema.from_arrow(pl.DataFrame(schema=schema).to_arrow().schema)
+    return pl.DataFrame(pa.schema(delta.to_arrow()).empty_table()).schema
+
+
+def commit_staged(
+    uri: str,
+    staged: Sequence[StagedFile],
+    schema: pl.Schema,
+    column: str,
+    first: dt.date,
+    end: dt.date,
+    storage_options: Mapping[str, str] | None = None,
+    keep: Iterable[dt.date] = (),
+    commit_metadata: Mapping[str, str] | None = None,
+) -> int:
+    """Replace the rows of `[first, end)` but the days in `keep` with the staged files of those
+    days, in one commit; returns the version. The files of other days are deleted, not committed.
+
+    What `write_window` does with a frame, without rewriting it: the files are already Parquet in
+    the table's folder, so only the Delta log is written. `schema` is the rows' (partition column
+    included); a table that does not exist yet is created with it, an existing one must match it.
+    The table is on local disk: the files' modification times are read from it.
+    """
+    keep = set(keep)
+    publish = [d for d in days_in(first, end) if d not in keep]
+    chosen = [f for f in staged if f.day in set(publish)]
+    for f in staged:
+        if f not in chosen:
+            os.remove(os.path.join(uri, f.path))
+    if not publish:
+        return table_version(uri, storage_options)
+    delta_schema = Schema.from_arrow(pl.DataFrame(schema=schema).to_arrow().schema)
+    try:
+        table = DeltaTable(uri, storage_options=_options(storage_options))
+    except TableNotFoundError:
+        table = DeltaTable.create(uri, delta_schema, partition_by=[column], storage_options=_options(storage_options))
+    want, have = [(f.name, f.type) for f in delta_schema.fields], [(f.name, f.type) for f in table.schema().fields]
+    if want != have or table.metadata().partition_columns != [column]:
+        raise ValueError(f"the staged files do not match the table at {uri}: columns {want} partitioned by {column}, the table {have}")
+    actions = [
+        AddAction(f.path, f.size, {column: f.day.isoformat()}, _mtime_ms(uri, f.path), True, json.dumps({"numRecords": f.rows}))
+        for f in chosen
+    ]
+    table.create_write_transaction(
+        actions, mode="overwrite", schema=table.schema(), partition_by=[column],
+        partition_filters=[(column, "in", [d.isoformat() for d in publish])], commit_properties=_commit(commit_metadata),
+    )
+    return table.version()
+
+
+def _mtime_ms(uri: str, path: str) -> int:
+    return int(os.stat(os.path.join(uri, path)).st_mtime * 1000)
 
 
 def write_whole(uri: str, frame: pl.DataFrame, storage_options: Mapping[str, str] | None = None) -> int:
@@ -356,6 +431,13 @@ class Lakehouse(dg.ConfigurableResource):
         with self.storage_errors(key, "writing"):
             return write_window(self.table_uri(key), frame, column, first, end, self.storage_options(key), keep, commit_metadata)
 
+    def commit_staged(
+        self, key: dg.AssetKey, staged: Sequence[StagedFile], schema: pl.Schema, column: str, first: dt.date, end: dt.date,
+        keep: Iterable[dt.date] = (), commit_metadata: Mapping[str, str] | None = None,
+    ) -> int:
+        with self.storage_errors(key, "committing to"):
+            return commit_staged(self.table_uri(key), staged, schema, column, first, end, self.storage_options(key), keep, commit_metadata)
+
     def history(self, key: dg.AssetKey, limit: int) -> list[dict]:
         """The table's last `limit` commits (commitInfo, with any `commit_metadata`), newest first;
         none if the table does not exist."""
@@ -494,12 +576,16 @@ class DeltaIOManager(dg.ConfigurableIOManager):
             failed = sorted(d for d in audited.failed_days if first <= d < end)
             kept = sorted({*failed, *(d for d in audited.unchanged_days if first <= d < end)})
             published = frame.filter(~pl.col(column).is_in(kept)) if kept else frame
-            if len(kept) < (end - first).days:
+            rows = self._rows_per_day(key, published, column, first, end, kept)
+            staged = self._committable(context, audited, column, frame)
+            if staged is not None:
+                # Commits the published days' files (when there are any) and deletes the others.
+                version = lake.commit_staged(key, staged, frame.collect_schema(), column, first, end, kept, audited.commit_metadata)
+            elif len(kept) < (end - first).days:
                 version = lake.write_window(key, published, column, first, end, keep=kept, commit_metadata=audited.commit_metadata)
             else:
                 version = lake.version(key)
             partitions = f"{first}..{end - dt.timedelta(days=1)}"
-            rows = self._rows_per_day(key, published, column, first, end, kept)
             extra = {day: dict(m) for day, m in audited.day_metadata.items()}
             if lineage is not None:
                 # On the window's newest partition only: a year's backfill need not store it 365 times.
@@ -524,6 +610,25 @@ class DeltaIOManager(dg.ConfigurableIOManager):
             }
         )
         return AuditEntry(key, partitions, written, status)
+
+    def _committable(
+        self, context: dg.OutputContext, audited: Audited, column: str, frame: pl.DataFrame | pl.LazyFrame
+    ) -> tuple[StagedFile, ...] | None:
+        """The staged files to commit, or None to write the frame: they must hold exactly the
+        frame's rows per day, or the frame (the rows the checks passed) is what gets written."""
+        if audited.staged is None:
+            return None
+        in_files: dict[dt.date, int] = {}
+        for f in audited.staged:
+            in_files[f.day] = in_files.get(f.day, 0) + f.rows
+        in_frame = dict(frame.lazy().group_by(column).len().collect().iter_rows())
+        if in_frame == {d: n for d, n in in_files.items() if n}:
+            return audited.staged
+        context.log.warning(f"{context.asset_key.to_user_string()}: the engine's files do not hold the frame's rows; the frame is written instead")
+        uri = self.lake.table_uri(context.asset_key)
+        for f in audited.staged:
+            os.remove(os.path.join(uri, f.path))
+        return None
 
     def _rows_per_day(
         self, key: dg.AssetKey, published: pl.DataFrame | pl.LazyFrame, column: str, first: dt.date, end: dt.date, kept: list[dt.date]

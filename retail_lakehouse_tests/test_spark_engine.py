@@ -6,6 +6,7 @@ is the referee, and it is itself pinned by the independent referees of the other
 
 import datetime as dt
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from retail_lakehouse.definitions import build_defs
 from retail_lakehouse.engine import PolarsEngine, Source
 from retail_lakehouse.settings import Settings
 from retail_lakehouse.spark import SparkEngine, build_spark_engine
+from retail_lakehouse.partitions import days_in
 from retail_lakehouse.storage import LocalLakehouse
 from retail_lakehouse_tests.compare import assert_same_lakehouse, run_as_users_do
 from retail_lakehouse_tests.conftest import START, TEST_TOKEN_KEY, make_lake
@@ -40,6 +42,11 @@ def test_spark_local_builds_the_same_lakehouse_as_polars(generated_landing, tmp_
         assert rows[key] > 0, key
     returns = pl.read_delta(str(spark_lake.settings.lake_root / "silver" / "sales")).filter(pl.col("is_returned"))
     assert returns.filter(pl.col("return_date") > pl.col("order_date")).height > 0
+    # The daily gold tables hold the files Spark's workers wrote (`part-<id>.parquet`), committed
+    # as they were; delta-rs names its own `part-<n>-<id>-c000...`.
+    for name in ("fact_sales", "fact_payment", "agg_daily_sales", "sales_performance"):
+        files = DeltaTable(str(spark_lake.settings.lake_root / "gold" / name)).file_uris()
+        assert files and all(re.search(r"/part-[0-9a-f]{32}\.parquet$", f) for f in files), (name, files[:3])
 
 
 def test_the_readme_backfill_on_a_spark_connect_server_builds_the_same_lakehouse(generated_landing, tmp_path):
@@ -121,7 +128,9 @@ def test_the_workers_write_each_groups_results_to_the_staging_folder_and_the_dri
     remove = shutil.rmtree
 
     def listed_then_removed(path, *args, **kwargs):
-        seen.append(sorted(os.listdir(path)))
+        # shutil is shared: Spark removes folders of its own too.
+        if Path(path).parent == staging:
+            seen.append(sorted(os.listdir(path)))
         remove(path, *args, **kwargs)
 
     monkeypatch.setattr("retail_lakehouse.spark.shutil.rmtree", listed_then_removed)
@@ -137,6 +146,58 @@ def test_the_workers_write_each_groups_results_to_the_staging_folder_and_the_dri
     assert len(seen) == 1 and seen[0] and all(n.endswith(".parquet") for n in seen[0])
     assert {n.split("-")[0] for n in seen[0]} == {"orders", "rows"}
     assert list(staging.iterdir()) == []
+
+
+def test_a_table_the_workers_wrote_is_read_by_polars_and_spark_after_an_overwrite_and_a_delete(tmp_path):
+    lake = LocalLakehouse(root=str(tmp_path / "lakehouse"))
+    source_key, key = dg.AssetKey(["silver", "lines"]), dg.AssetKey(["gold", "per_order"])
+    days = [START + dt.timedelta(days=i) for i in range(6)]
+
+    def lines(bump: int) -> pl.DataFrame:
+        return pl.DataFrame({
+            "day": [d for d in days for _ in range(30)],
+            "order_id": [f"O{i % 7}" for i in range(180)],
+            "amount": [f"{i + bump}.10" for i in range(180)],
+        }).with_columns(pl.col("amount").cast(pl.Decimal(18, 2)))
+
+    def rule(group: pl.DataFrame) -> dict[str, pl.DataFrame]:
+        return {"orders": group.group_by("day", "order_id").agg(pl.col("amount").sum(), pl.len().alias("lines"))}
+
+    engine = build_spark_engine()
+    end = days[-1] + dt.timedelta(days=1)
+
+    def load(first: dt.date, last: dt.date, keep=()) -> pl.DataFrame:
+        source = Source(source_key, "day", first, last + dt.timedelta(days=1))
+        out = engine.map_groups(lake, source, ("day", "order_id"), rule, tables={"orders": (key, "day")})
+        # The workers wrote the table's files themselves, a file per day (groups are whole days).
+        files = out.staged["orders"]
+        assert sorted(f.day for f in files) == days_in(first, last + dt.timedelta(days=1))
+        assert sum(f.rows for f in files) == out["orders"].height
+        lake.commit_staged(key, files, out["orders"].schema, "day", first, last + dt.timedelta(days=1), keep)
+        return out["orders"]
+
+    lake.write_window(source_key, lines(0), "day", days[0], end)
+    first_load = load(days[0], days[-1])
+    referee = PolarsEngine().map_groups(lake, Source(source_key, "day", days[0], end), ("day", "order_id"), rule)["orders"]
+    assert sorted(pl.read_delta(lake.table_uri(key)).select(referee.columns).rows()) == sorted(referee.rows())
+    assert sorted(first_load.rows()) == sorted(referee.rows())
+
+    # A partition overwrite of days 1..3 from changed input, day 2 kept at its previous version.
+    lake.write_window(source_key, lines(1000), "day", days[0], end)
+    load(days[1], days[3], keep=[days[2]])
+    # And a delete, which rewrites a file without some of its rows.
+    DeltaTable(lake.table_uri(key)).delete(f"order_id = 'O3' AND day = '{days[4].isoformat()}'")
+    new = PolarsEngine().map_groups(lake, Source(source_key, "day", days[0], end), ("day", "order_id"), rule)["orders"]
+    want = pl.concat([
+        referee.filter(~pl.col("day").is_in([days[1], days[3]])),
+        new.filter(pl.col("day").is_in([days[1], days[3]])),
+    ]).filter(~((pl.col("order_id") == "O3") & (pl.col("day") == days[4])))
+    by_polars = pl.read_delta(lake.table_uri(key)).select(want.columns)
+    by_spark = pl.from_arrow(engine.read(lake, Source(key)).toArrow()).select(want.columns).cast(dict(want.schema))
+    assert sorted(by_polars.rows()) == sorted(want.rows()) == sorted(by_spark.rows())
+    assert by_polars.filter(pl.col("day") == days[1])["amount"].sum() != referee.filter(pl.col("day") == days[1])["amount"].sum()
+    # The files of the kept day were deleted, not left beside the table.
+    assert len(list(Path(lake.table_uri(key), f"day={days[2].isoformat()}").glob("*.parquet"))) == 1
 
 
 def test_the_engine_is_in_kinds_and_no_jvm_starts_before_a_rule_runs():

@@ -10,9 +10,10 @@ import datetime as dt
 
 import dagster as dg
 import polars as pl
-
-from retail_lakehouse.engine import Engine, Source
 from pydantic import Field
+
+from retail_lakehouse import catalog
+from retail_lakehouse.engine import Engine, Source
 
 from retail_lakehouse.gold import basket, charts, churn, forecast, pricing, star
 from retail_lakehouse.gold.customer360 import CUSTOMER_360_READS, build_customer_360
@@ -111,6 +112,11 @@ def _refresh_stale_keys(
         ))
 
 
+def _partitioned_table(name: str) -> tuple[dg.AssetKey, str]:
+    """A gold table an engine may write itself: its key and its partitions' Date column."""
+    return dg.AssetKey(["gold", name]), catalog.table("gold", name).partition
+
+
 def _engine_read(key: list[str]) -> dg.AssetIn:
     """An input the engine reads itself (`engine.map_groups`): lineage and window, no load."""
     return dg.AssetIn(key, dagster_type=dg.Nothing)
@@ -141,17 +147,19 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
 
     def publish(
         context: dg.AssetExecutionContext, name: str, frame: pl.DataFrame, *extra: checks.Verdict,
-        day_column: str | None = None, metadata: dict | None = None, newest_day: dict | None = None,
+        day_column: str | None = None, metadata: dict | None = None, newest_day: dict | None = None, staged=None,
     ):
         """Write–audit–publish: the table's contract and its other checks are evaluated (per day
         for a partitioned table) before the write; what fails a blocking check is withheld and
         keeps its previous version. `newest_day` is metadata for the window's newest partition
-        only (a preview, a chart): on every day of a year-long run it would be 365 copies."""
+        only (a preview, a chart): on every day of a year-long run it would be 365 copies. `staged`:
+        the engine's files of the frame in the table's folder, committed instead of a write."""
         days = window_days(context) if day_column else None
         verdicts = [checks.contract_result(("gold", name), frame, day_column, days), *extra]
         if day_column:
             failed = frozenset().union(*(v.failed_days for v in verdicts))
-            yield dg.Output(Audited(frame, failed, day_metadata={days[-1]: newest_day} if newest_day else {}), metadata=metadata)
+            day_metadata = {days[-1]: newest_day} if newest_day else {}
+            yield dg.Output(Audited(frame, failed, day_metadata=day_metadata, staged=staged), metadata=metadata)
         else:
             yield dg.Output(Audited(frame, failed=any(v.blocks for v in verdicts)), metadata=metadata)
         for verdict in verdicts:
@@ -201,9 +209,12 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
         def rule(sales: pl.DataFrame) -> dict[str, pl.DataFrame]:
             return {"facts": star.build_fact_sales(sales, customers, products, now)}
 
-        facts = engine.map_groups(lake, Source.for_input(context, "sales", SILVER_SALES, "order_date"), ("order_date", "order_id"), rule)["facts"]
+        source = Source.for_input(context, "sales", SILVER_SALES, "order_date")
+        out = engine.map_groups(lake, source, ("order_date", "order_id"), rule, tables={"facts": _partitioned_table("fact_sales")})
+        facts = out["facts"]
         preview = {"preview": _preview(_newest(facts, "order_date").select(FACT_SALES_PREVIEW))}
-        yield from publish(context, "fact_sales", facts, checks.orphans_result(facts, days=window_days(context)), day_column="order_date", newest_day=preview)
+        verdict = checks.orphans_result(facts, days=window_days(context))
+        yield from publish(context, "fact_sales", facts, verdict, day_column="order_date", newest_day=preview, staged=out.staged.get("facts"))
         _refresh_stale_keys(context, lake, customers, products)
 
     @dg.asset(**checked("fact_payment"), ins={"payments": _engine_read(["silver", "payment"])}, **partitioned(), **on_engine)
@@ -215,28 +226,32 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
             return {"facts": star.build_fact_payment(payments, now)}
 
         source = Source.for_input(context, "payments", dg.AssetKey(["silver", "payment"]), "transaction_date")
-        facts = engine.map_groups(lake, source, ("transaction_date", "payment_id"), rule)["facts"]
+        out = engine.map_groups(lake, source, ("transaction_date", "payment_id"), rule, tables={"facts": _partitioned_table("fact_payment")})
+        facts = out["facts"]
         verdict = checks.refunds_within_payments_result(facts, days=window_days(context))
         preview = {"preview": _preview(_newest(facts, "transaction_date").select(FACT_PAYMENT_PREVIEW))}
-        yield from publish(context, "fact_payment", facts, verdict, day_column="transaction_date", newest_day=preview)
+        yield from publish(
+            context, "fact_payment", facts, verdict, day_column="transaction_date", newest_day=preview, staged=out.staged.get("facts")
+        )
 
     @dg.asset(**checked("agg_daily_sales"), ins={"facts": _engine_read(["gold", "fact_sales"])}, **partitioned(), **on_engine)
     def agg_daily_sales(context: dg.AssetExecutionContext, lake: Lakehouse, engine: Engine):
         """One row per sales date and channel: revenue, quantity, orders, lines, customers, returns, AOV."""
-        out = engine.map_groups(lake, Source.for_input(context, "facts", FACT_SALES, "order_date"), ("order_date",), _daily_with_revenue)
+        source = Source.for_input(context, "facts", FACT_SALES, "order_date")
+        out = engine.map_groups(lake, source, ("order_date",), _daily_with_revenue, tables={"agg": _partitioned_table("agg_daily_sales")})
         verdict = checks.revenue_reconciles_result(out["revenue"], out["agg"], days=window_days(context))
         chart = {
             "revenue_per_day_and_channel": dg.MetadataValue.md(charts.revenue_bars(out["agg"])),
             "revenue_chart_vega_lite": dg.MetadataValue.json(charts.revenue_vega(out["agg"])),
         }
-        yield from publish(context, "agg_daily_sales", out["agg"], verdict, day_column="sales_date", newest_day=chart)
+        yield from publish(context, "agg_daily_sales", out["agg"], verdict, day_column="sales_date", newest_day=chart, staged=out.staged.get("agg"))
 
     @dg.asset(**checked("sales_performance"), ins={"facts": _engine_read(["gold", "fact_sales"])}, **partitioned(), **on_engine)
     def sales_performance(context: dg.AssetExecutionContext, lake: Lakehouse, engine: Engine):
         """Seed 000 §9.1: per day and channel, orders, revenue, average line value, returns and return rate."""
         source = Source.for_input(context, "facts", FACT_SALES, "order_date")
-        frame = engine.map_groups(lake, source, ("order_date",), _sales_performance)["report"]
-        yield from publish(context, "sales_performance", frame, day_column="sales_date")
+        out = engine.map_groups(lake, source, ("order_date",), _sales_performance, tables={"report": _partitioned_table("sales_performance")})
+        yield from publish(context, "sales_performance", out["report"], day_column="sales_date", staged=out.staged.get("report"))
 
     @dg.asset(
         **checked("customer_lifetime_value"),
