@@ -1,7 +1,8 @@
 """Weekly Delta maintenance (seed 004 performance): compact small files, vacuum after 7 days.
 
 Daily partition writes leave one small file per partition and write; compaction rewrites them into
-fewer, larger files, and vacuum deletes files no version younger than the retention needs.
+fewer, larger files, and vacuum deletes files no version younger than the retention needs, and
+files no version ever referenced once they are older than the retention.
 """
 
 import dagster as dg
@@ -16,7 +17,9 @@ MAINTENANCE_JOB = "delta_maintenance"
 def maintain(uri: str, storage_options: dict[str, str] | None = None, retention_hours: int = RETENTION_HOURS) -> dict:
     table = DeltaTable(uri, storage_options=storage_options or None)
     compacted = table.optimize.compact()
-    removed = table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=True)
+    # full: also files no commit ever referenced (a step that failed between writing its files and
+    # committing them, e.g. the Spark engine's workers), once they are older than the retention.
+    removed = table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=True, full=True)
     return {"files_added": compacted.get("numFilesAdded", 0), "files_removed": compacted.get("numFilesRemoved", 0), "vacuumed": len(removed)}
 
 

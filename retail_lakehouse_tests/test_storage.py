@@ -2,6 +2,10 @@
 
 import datetime as dt
 import json
+import os
+import re
+import time
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -16,8 +20,10 @@ from retail_lakehouse.partitions import daily_partitions, parse_partition_key
 from retail_lakehouse.storage import (
     PARTITION_COLUMN,
     WRITE_CHUNK_DAYS,
+    Audited,
     DeltaIOManager,
     LocalLakehouse,
+    StagedFile,
     TableNotFound,
     window_predicate,
     write_whole,
@@ -128,6 +134,44 @@ def test_io_manager_serves_ranges_to_partitioned_readers_and_everything_to_unpar
     assert set(audit.filter(pl.col("run_id") == result.run_id)["table"]) == {"t", "whole", "part"}
 
 
+def _stage(uri: str, frame: pl.DataFrame) -> tuple[StagedFile, ...]:
+    """What an engine's workers leave in a table's folder: a file per day, uncommitted."""
+    files = []
+    for (day,), part in frame.group_by("day"):
+        relative = f"day={day.isoformat()}/part-{uuid.uuid4().hex}.parquet"
+        Path(uri, relative).parent.mkdir(parents=True, exist_ok=True)
+        part.drop("day").write_parquet(Path(uri, relative))
+        files.append(StagedFile(day, relative, Path(uri, relative).stat().st_size, part.height))
+    return tuple(files)
+
+
+@pytest.mark.parametrize("files_match", [True, False])
+def test_the_io_manager_commits_an_engines_files_of_the_passing_days_and_deletes_the_rest(tmp_path, files_match):
+    lake = LocalLakehouse(root=str(tmp_path))
+    key = dg.AssetKey(["gold", "t"])
+    uri = lake.table_uri(key)
+    lake.write_window(key, _frame(range(4), "old"), "day", D, D + dt.timedelta(days=4))
+    failed = D + dt.timedelta(days=2)
+
+    @dg.asset(key=key, partitions_def=daily_partitions(D), backfill_policy=dg.BackfillPolicy.single_run(), metadata={PARTITION_COLUMN: "day"})
+    def t() -> Audited:
+        frame = _frame(range(1, 4), "new")
+        # Files that do not hold the frame's rows (a day missing) are not committed: the frame is written.
+        staged = _stage(uri, frame if files_match else frame.filter(pl.col("day") != D + dt.timedelta(days=3)))
+        return Audited(frame, frozenset({failed}), staged=staged)
+
+    result = dg.materialize([t], resources={"io_manager": DeltaIOManager(lake=lake)}, tags=range_tags(D + dt.timedelta(days=1), D + dt.timedelta(days=3)))
+    assert result.success
+    table = pl.read_delta(uri).sort("day")
+    assert table.rows() == [(D, "old"), (D + dt.timedelta(days=1), "new"), (failed, "old"), (D + dt.timedelta(days=3), "new")]
+    # The staged files left on disk: committed as they were (days 1 and 3), or, when they did not
+    # match, none; the withheld day's were deleted either way.
+    committed = {Path(f).name for f in DeltaTable(uri).file_uris()}
+    left = {f.name for f in Path(uri).rglob("*.parquet") if re.fullmatch(r"part-[0-9a-f]{32}\.parquet", f.name)}
+    assert left <= committed
+    assert len(left) == (2 if files_match else 0)
+
+
 def test_reading_a_table_that_was_never_materialized_says_so(tmp_path):
     result = dg.materialize(
         _io_assets({}),
@@ -177,9 +221,17 @@ def test_vacuum_deletes_files_removed_before_the_retention_and_keeps_younger_one
         files.append(Path(file))
     # Version 1 removed version 0's file 8 days ago; version 2 removed version 1's file just now.
     _age_tombstones(uri, 1, days=RETENTION_HOURS // 24 + 1)
+    # Files no commit references: a writer's that failed before committing 8 days ago, and one
+    # that may still be committing.
+    old_orphan, young_orphan = Path(uri, "part-old-orphan.parquet"), Path(uri, "part-young-orphan.parquet")
+    for orphan in (old_orphan, young_orphan):
+        pl.DataFrame({"v": [9]}).write_parquet(orphan)
+    stale = time.time() - (RETENTION_HOURS + 24) * 3600
+    os.utime(old_orphan, (stale, stale))
     stats = maintain(uri)
-    assert stats["vacuumed"] == 1
+    assert stats["vacuumed"] == 2
     assert [f.exists() for f in files] == [False, True, True]
+    assert (old_orphan.exists(), young_orphan.exists()) == (False, True)
     assert pl.read_delta(uri)["v"].to_list() == [2]
     assert pl.read_delta(uri, version=1)["v"].to_list() == [1]  # time travel within the retention still works
 
