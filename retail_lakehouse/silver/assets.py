@@ -162,10 +162,9 @@ def build_silver_asset(
             )
             verdicts = audit(rows, balance, quarantine, table.partition, days)
             failed = frozenset().union(*(v.failed_days for v in verdicts))
-            for row in balance.iter_rows(named=True):
-                day = row.pop("drop_date").isoformat()
-                context.add_asset_metadata({f"conservation/{k}": v for k, v in row.items()}, asset_key=clean_key, partition_key=day)
-            yield dg.Output(Audited(rows, failed), output_name="clean", metadata=_summary_metadata(balance))
+            # Each day's conservation goes with its materialization, in the I/O manager's one call per day.
+            per_day = {row.pop("drop_date"): {f"conservation/{k}": v for k, v in row.items()} for row in balance.iter_rows(named=True)}
+            yield dg.Output(Audited(rows, failed, day_metadata=per_day), output_name="clean", metadata=_summary_metadata(balance))
             yield dg.Output(Audited(quarantine, failed), output_name="quarantine")
         else:
             days = sorted(drops["drop_date"].unique().drop_nulls().to_list())
