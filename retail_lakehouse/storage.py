@@ -217,11 +217,14 @@ def write_days(
     return _write(uri, frame, storage_options, mode="overwrite", predicate=predicate, partition_by=[column])
 
 
+def _delta_schema(schema: pl.Schema) -> Schema:
+    return Schema.from_arrow(pl.DataFrame(schema=schema).to_arrow().schema)
+
+
 def stored_schema(schema: pl.Schema) -> pl.Schema:
     """The Polars types of what a Delta table stores for `schema` (no unsigned integers, no
     categoricals): what delta-rs casts a frame to when it writes it."""
-    delta = Schema.from_arrow(pl.DataFrame(schema=schema).to_arrow().schema)
-    return pl.DataFrame(pa.schema(delta.to_arrow()).empty_table()).schema
+    return pl.DataFrame(pa.schema(_delta_schema(schema).to_arrow()).empty_table()).schema
 
 
 def commit_staged(
@@ -245,13 +248,13 @@ def commit_staged(
     """
     keep = set(keep)
     publish = [d for d in days_in(first, end) if d not in keep]
-    chosen = [f for f in staged if f.day in set(publish)]
+    chosen = [f for f in staged if f.day not in keep and first <= f.day < end]
     for f in staged:
         if f not in chosen:
             os.remove(os.path.join(uri, f.path))
     if not publish:
         return table_version(uri, storage_options)
-    delta_schema = Schema.from_arrow(pl.DataFrame(schema=schema).to_arrow().schema)
+    delta_schema = _delta_schema(schema)
     try:
         table = DeltaTable(uri, storage_options=_options(storage_options))
     except TableNotFoundError:
@@ -577,7 +580,7 @@ class DeltaIOManager(dg.ConfigurableIOManager):
             kept = sorted({*failed, *(d for d in audited.unchanged_days if first <= d < end)})
             published = frame.filter(~pl.col(column).is_in(kept)) if kept else frame
             rows = self._rows_per_day(key, published, column, first, end, kept)
-            staged = self._committable(context, audited, column, frame)
+            staged = self._committable(context, audited, {d: n for d, n in rows.items() if d not in kept}, first, end)
             if staged is not None:
                 # Commits the published days' files (when there are any) and deletes the others.
                 version = lake.commit_staged(key, staged, frame.collect_schema(), column, first, end, kept, audited.commit_metadata)
@@ -612,17 +615,19 @@ class DeltaIOManager(dg.ConfigurableIOManager):
         return AuditEntry(key, partitions, written, status)
 
     def _committable(
-        self, context: dg.OutputContext, audited: Audited, column: str, frame: pl.DataFrame | pl.LazyFrame
+        self, context: dg.OutputContext, audited: Audited, published: Mapping[dt.date | None, int], first: dt.date, end: dt.date
     ) -> tuple[StagedFile, ...] | None:
-        """The staged files to commit, or None to write the frame: they must hold exactly the
-        frame's rows per day, or the frame (the rows the checks passed) is what gets written."""
+        """The staged files to commit, or None to write the frame (the rows the checks passed):
+        the files of the published days must hold exactly the frame's rows per day (`published`).
+        A frame with rows outside the window is written, so that `write_window` refuses it."""
         if audited.staged is None:
             return None
         in_files: dict[dt.date, int] = {}
         for f in audited.staged:
-            in_files[f.day] = in_files.get(f.day, 0) + f.rows
-        in_frame = dict(frame.lazy().group_by(column).len().collect().iter_rows())
-        if in_frame == {d: n for d, n in in_files.items() if n}:
+            if f.day in published:
+                in_files[f.day] = in_files.get(f.day, 0) + f.rows
+        inside = all(d is not None and first <= d < end for d in published)
+        if inside and in_files == {d: n for d, n in published.items() if n}:
             return audited.staged
         context.log.warning(f"{context.asset_key.to_user_string()}: the engine's files do not hold the frame's rows; the frame is written instead")
         uri = self.lake.table_uri(context.asset_key)

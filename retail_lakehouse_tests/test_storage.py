@@ -172,6 +172,28 @@ def test_the_io_manager_commits_an_engines_files_of_the_passing_days_and_deletes
     assert len(left) == (2 if files_match else 0)
 
 
+def test_an_engines_files_with_rows_outside_the_window_are_refused_like_a_frame(tmp_path):
+    lake = LocalLakehouse(root=str(tmp_path))
+    key = dg.AssetKey(["gold", "t"])
+    uri = lake.table_uri(key)
+    lake.write_window(key, _frame(range(4), "old"), "day", D, D + dt.timedelta(days=4))
+
+    @dg.asset(key=key, partitions_def=daily_partitions(D), backfill_policy=dg.BackfillPolicy.single_run(), metadata={PARTITION_COLUMN: "day"})
+    def t() -> Audited:
+        frame = _frame(range(1, 4), "new")  # day 3 is outside the run's days 1..2
+        return Audited(frame, staged=_stage(uri, frame))
+
+    result = dg.materialize(
+        [t], resources={"io_manager": DeltaIOManager(lake=lake)}, tags=range_tags(D + dt.timedelta(days=1), D + dt.timedelta(days=2)),
+        raise_on_error=False,
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert "outside the partition window" in failure.step_failure_data.error.to_string()
+    assert pl.read_delta(uri)["tag"].unique().to_list() == ["old"]
+    assert not [f for f in Path(uri).rglob("*.parquet") if re.fullmatch(r"part-[0-9a-f]{32}\.parquet", f.name)]
+
+
 def test_reading_a_table_that_was_never_materialized_says_so(tmp_path):
     result = dg.materialize(
         _io_assets({}),
