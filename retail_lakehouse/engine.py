@@ -9,9 +9,11 @@ group holds all of them; what a rule needs whole (the dimensions a fact is keyed
 the function, as Spark ships a broadcast.
 
 Each group's results are written by the worker as Parquet to a staging folder and read by the
-driver, where delta-rs commits them (the Delta and ABFS jars cannot be had here, PLATFORM.md
-"Spark"): the driver holds a run's output, not its input. Without a folder both reach (a remote
-cluster), they come back through Spark as Arrow.
+driver, which checks them and has delta-rs commit them (the Delta and ABFS jars cannot be had
+here, PLATFORM.md "Spark"): the driver holds a run's output, not its input. An output that is a
+daily table's rows as they are (`tables`) is written straight into the table's folder, a file per
+day, and those files are what gets committed. Without a folder both reach (a remote cluster), the
+results come back through Spark as Arrow.
 
 `local[N]` by default; a Spark Connect URL (`sc://host:port`, also how Databricks Connect reaches a
 cluster) by `RETAIL_LAKEHOUSE_SPARK_REMOTE`. The session starts on first use, so a run whose
