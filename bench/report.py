@@ -102,9 +102,23 @@ def _bound(label: str, floor: float | None, limit: float, unit: str = "s") -> tu
     return f"every round failed (after {shown})", "n/a"
 
 
+def seconds_per_million_lines(history: list[dict], days: int) -> dict[str, list[tuple[float, float]]]:
+    """(scale, median seconds per million sales lines) by implementation, sorted by scale: for each
+    scale and implementation, its latest successful run with this number of days, so a run of
+    some implementations only (`--only g`) does not hide the others' points."""
+    latest: dict[str, dict[float, float]] = {}
+    for e in history:
+        if e["days"] != days:
+            continue
+        for name, i in e["impls"].items():
+            if i["median"] is not None and i["sales_lines"]:
+                latest.setdefault(name, {})[e["scale"]] = i["median"] / (i["sales_lines"] / 1e6)  # later entries win
+    return {name: sorted(by_scale.items()) for name, by_scale in latest.items()}
+
+
 def plot(history: list[dict], days: int, out: Path) -> Path | None:
-    """Seconds per million sales lines against scale, one line per implementation; the latest run
-    of each scale with this number of days."""
+    """Seconds per million sales lines against scale, one line per implementation
+    (`seconds_per_million_lines`)."""
     try:
         import matplotlib
 
@@ -114,22 +128,13 @@ def plot(history: list[dict], days: int, out: Path) -> Path | None:
     except ImportError:
         print("scaling plot skipped: matplotlib is not installed (.venv/bin/pip install matplotlib)")
         return None
-    latest: dict[float, dict] = {}
-    for e in history:
-        if e["days"] == days:
-            latest[e["scale"]] = e  # later entries win
-    scales = sorted(latest)
+    points = seconds_per_million_lines(history, days)
+    scales = sorted({s for line in points.values() for s, _ in line})
     fig, ax = plt.subplots(figsize=(8, 5))
     for name in PLOTTED:
-        xs, ys = [], []
-        for s in scales:
-            i = latest[s]["impls"].get(name)
-            if i and i["median"] is not None and i["sales_lines"]:
-                xs.append(s)
-                ys.append(i["median"] / (i["sales_lines"] / 1e6))
-        if xs:
-            label = next(latest[s]["impls"][name]["label"] for s in xs)
-            ax.plot(xs, ys, marker="o", label=label, color=COLORS[name])
+        if points.get(name):
+            label = next(i["label"] for e in reversed(history) for n, i in e["impls"].items() if n == name)
+            ax.plot(*zip(*points[name]), marker="o", label=label, color=COLORS[name])
     ax.set_xscale("log")
     ax.set_yscale("log")
     if scales:
