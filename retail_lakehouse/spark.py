@@ -134,9 +134,10 @@ class SparkEngine(Engine):
         bucket = F.pmod(F.hash(*[key(c) for c in by]), F.lit(groups)) if by else F.lit(0)
         with self._staging_folder() as folder:
             # The workers write a table's files only where they and this process share the disk.
+            shared_disk = folder is not None and not self.remote
             targets = {
                 name: (lake.table_uri(k), column, dict(stored_schema(empty[name].schema))) for name, (k, column) in (tables or {}).items()
-                if folder is not None and not self.remote and "://" not in lake.table_uri(k)
+                if shared_disk and "://" not in lake.table_uri(k)
             }
             run = _group_function(rule, dict(schema), folder, targets)
             packed = frame.groupBy(bucket.alias("_group")).applyInArrow(run, from_arrow_schema(pa.schema(_PACKED))).toArrow()

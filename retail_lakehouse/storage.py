@@ -249,9 +249,7 @@ def commit_staged(
     keep = set(keep)
     publish = [d for d in days_in(first, end) if d not in keep]
     chosen = [f for f in staged if f.day not in keep and first <= f.day < end]
-    for f in staged:
-        if f not in chosen:
-            os.remove(os.path.join(uri, f.path))
+    discard_staged(uri, [f for f in staged if f not in chosen])
     if not publish:
         return table_version(uri, storage_options)
     delta_schema = _delta_schema(schema)
@@ -271,6 +269,12 @@ def commit_staged(
         partition_filters=[(column, "in", [d.isoformat() for d in publish])], commit_properties=_commit(commit_metadata),
     )
     return table.version()
+
+
+def discard_staged(uri: str, staged: Iterable[StagedFile]) -> None:
+    """Delete staged files no commit will reference (a local table)."""
+    for f in staged:
+        os.remove(os.path.join(uri, f.path))
 
 
 def _mtime_ms(uri: str, path: str) -> int:
@@ -630,9 +634,7 @@ class DeltaIOManager(dg.ConfigurableIOManager):
         if inside and in_files == {d: n for d, n in published.items() if n}:
             return audited.staged
         context.log.warning(f"{context.asset_key.to_user_string()}: the engine's files do not hold the frame's rows; the frame is written instead")
-        uri = self.lake.table_uri(context.asset_key)
-        for f in audited.staged:
-            os.remove(os.path.join(uri, f.path))
+        discard_staged(self.lake.table_uri(context.asset_key), audited.staged)
         return None
 
     def _rows_per_day(

@@ -23,7 +23,7 @@ from retail_lakehouse.quality.freshness import freshness_policy
 from retail_lakehouse.quality.policy import check_specs_for
 from retail_lakehouse.specs import asset_attrs
 from retail_lakehouse.partitions import days_in, window_dates
-from retail_lakehouse.storage import Audited, AuditEntry, Lakehouse
+from retail_lakehouse.storage import Audited, AuditEntry, Lakehouse, StagedFile
 
 FACT_SALES = dg.AssetKey(["gold", "fact_sales"])
 SILVER_SALES = dg.AssetKey(["silver", "sales"])
@@ -147,7 +147,8 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
 
     def publish(
         context: dg.AssetExecutionContext, name: str, frame: pl.DataFrame, *extra: checks.Verdict,
-        day_column: str | None = None, metadata: dict | None = None, newest_day: dict | None = None, staged=None,
+        day_column: str | None = None, metadata: dict | None = None, newest_day: dict | None = None,
+        staged: tuple[StagedFile, ...] | None = None,
     ):
         """Write–audit–publish: the table's contract and its other checks are evaluated (per day
         for a partitioned table) before the write; what fails a blocking check is withheld and
