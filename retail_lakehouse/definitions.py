@@ -8,6 +8,7 @@ rules of silver and gold (Polars in process, or Spark: `retail_lakehouse/engine.
 
 
 import functools
+import gc
 import warnings
 
 import dagster as dg
@@ -140,7 +141,13 @@ def build_defs(settings: Settings) -> dg.Definitions:
 
 # Dagster calls `defs` each time it reconstructs the code location: six times for one CLI run, at
 # 0.4 s each. The same settings give the same definitions, so they are built once per process.
-_built = functools.cache(build_defs)
+@functools.cache
+def _built(settings: Settings) -> dg.Definitions:
+    built = build_defs(settings)
+    # The definitions and the modules they come from live as long as the process: out of the cyclic
+    # collector's view, like what was loaded before the package (see retail_lakehouse/__init__.py).
+    gc.freeze()
+    return built
 
 
 @dg.definitions
