@@ -179,7 +179,7 @@ def test_loading_the_code_location_hides_it_from_the_cyclic_collector_which_stil
     # A fresh interpreter, as the CLI and the run workers are: this test process froze long ago.
     probe = """
 import gc, weakref
-import dagster as dg
+import dagster as dg  # loaded first, as by the CLI: what the package's own freeze is for
 before = len(gc.get_objects())
 from retail_lakehouse.definitions import _built
 from retail_lakehouse.settings import Settings
