@@ -308,6 +308,44 @@ def test_unknown_product_maps_to_minus_one():
     ]
 
 
+def test_stale_days_are_the_days_whose_stored_keys_differ_from_a_fresh_keying_line_by_line():
+    """Facts keyed while a customer and two versions were still missing, against the dimensions
+    once they arrived: the days found are exactly those where a line both tables hold is keyed otherwise
+    by a fresh build, whichever lines only one of them holds."""
+    rng = random.Random(5)
+    lines = sales(*[
+        sale(f"O{i}", 1 + i % 2, f"C{rng.randint(1, 6)}", f"P{rng.randint(1, 3)}", f"2026-09-{rng.randint(1, 12):02d} {rng.randint(0, 23):02d}:30", "1.00")
+        for i in range(120)
+    ])
+    first_products = [{"product_id": f"P{p}", "updated_at": "2026-08-01 00:00"} for p in (1, 2, 3)]
+    repriced = {"product_id": "P3", "updated_at": "2026-09-05 10:00", "list_price": Decimal("8.99"), "drop": "2026-09-06"}
+    early = [{"customer_id": f"C{c}", "updated_at": "2026-08-01 00:00"} for c in (1, 2, 3)]
+    late = [
+        {"customer_id": "C4", "updated_at": "2026-09-03 00:00", "drop": "2026-09-04"},  # arrives after its first orders
+        {"customer_id": "C2", "updated_at": "2026-09-07 12:00", "customer_segment": "VIP", "drop": "2026-09-09"},  # a version mid-day
+    ]
+    stored = facts_of(lines, star.build_dim_customer(customers(*early)), star.build_dim_product(products(*first_products)))
+    # A line only the facts hold (its silver line gone), and one only silver holds (its day withheld).
+    stored = pl.concat([stored, stored.head(1).with_columns(order_id=pl.lit("GONE"), customer_key=pl.lit(123, pl.Int64))])
+    stored = stored.filter(pl.col("order_id") != lines["order_id"][-1])
+    dim_customer = star.build_dim_customer(customers(*early, *late))
+    product_dim = star.build_dim_product(products(*first_products, repriced))
+    fresh = facts_of(lines, dim_customer, product_dim)
+
+    def keys(frame: pl.DataFrame) -> dict:
+        return {(r["order_id"], r["line_number"]): (r["order_date"], r["customer_key"], r["product_key"]) for r in frame.iter_rows(named=True)}
+
+    before, after = keys(stored), keys(fresh)
+    expected = sorted({before[line][0] for line in before.keys() & after.keys() if before[line] != after[line]})
+    unchanged = set(lines["order_date"]) - set(expected)
+    assert expected and unchanged, "the case must hold both stale and untouched days"
+
+    assert star.stale_days(lines, stored.select("order_id", "line_number", "order_date", "customer_key", "product_key"), dim_customer, product_dim) == expected
+    rekeyed = star.rekeyed_facts(lines, stored, dim_customer, product_dim)
+    assert sorted(set(rekeyed["order_date"])) == expected
+    assert keys(rekeyed) == {line: after.get(line, before[line]) for line, key in before.items() if key[0] in expected}
+
+
 def test_fact_sales_has_the_spec_columns_in_spec_order_and_the_load_timestamp_in_utc():
     spec_columns = (
         "sales_id order_id line_number customer_id customer_key product_id product_key store_id order_date "
