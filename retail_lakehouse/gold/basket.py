@@ -9,6 +9,7 @@ every k-subset of it is frequent, and its count is the number of baskets holding
 import math
 from itertools import combinations
 
+import numpy as np
 import polars as pl
 
 from retail_lakehouse.catalog import schema
@@ -17,6 +18,10 @@ FREQUENT_ITEMSETS_SCHEMA = schema("gold", "frequent_itemsets")
 ASSOCIATION_RULES_SCHEMA = schema("gold", "association_rules")
 LEVELS = ("product", "category")
 _HIGH = 1 << 32
+# Bits in one basket mask: up to this many frequent items, itemsets are counted over masks.
+_MASK_BITS = 64
+# Candidate x mask comparisons held in memory at once (bytes of the boolean matrix).
+_MATCH_CHUNK = 1 << 25
 # Seed 004 §4: an itemset in at least 1% of multi-item orders, a rule right at least 30% of the time.
 MIN_SUPPORT = 0.01
 MAX_SIZE = 3
@@ -59,6 +64,9 @@ def _level_itemsets(level: str, rows: pl.DataFrame, min_support: float, max_size
     if total == 0:
         return _finish(level, empty, total)
     min_count = max(1, math.ceil(min_support * total - 1e-9))
+    singles = rows.group_by("i0").agg(pl.len().alias("basket_count")).filter(pl.col("basket_count") >= min_count).sort("i0")
+    if singles.height <= _MASK_BITS:
+        return _finish(level, _itemsets_by_masks(rows, singles, names, min_count, max_size), total)
     found = []
     # held: (basket, i0..ik-1) for each frequent k-itemset a basket holds, items in ascending order.
     held = rows
@@ -84,6 +92,64 @@ def _level_itemsets(level: str, rows: pl.DataFrame, min_support: float, max_size
         held, columns = grown, [*columns, new]
     itemsets = pl.concat(found) if found else empty
     return _finish(level, itemsets, total)
+
+
+def _itemsets_by_masks(rows: pl.DataFrame, singles: pl.DataFrame, names: pl.Series, min_count: int, max_size: int) -> pl.DataFrame:
+    # With at most 64 frequent items (a catalog's categories; the few products in 1% of orders),
+    # each basket is one 64-bit mask of the frequent items it holds, and baskets with the same
+    # mask are counted once: a candidate's count is the weight of the masks that contain it. This
+    # replaces the joins of baskets with candidates, which grow with baskets x items per basket.
+    codes = singles["i0"].to_list()
+    bits = pl.DataFrame({"i0": codes, "bit": [1 << k for k in range(len(codes))]}, schema={"i0": pl.UInt32, "bit": pl.UInt64})
+    masks = (
+        rows.lazy().join(bits.lazy(), on="i0")
+        .group_by("basket").agg(pl.col("bit").sum().alias("mask"))  # distinct bits: the sum is their OR
+        .filter(pl.col("mask").bitwise_count_ones() >= 2)
+        .group_by("mask").agg(pl.len().alias("weight"))
+        .collect()
+    )
+    mask = masks["mask"].to_numpy()
+    weight = masks["weight"].to_numpy().astype(np.int64)
+    # Itemsets as tuples of bit positions, ascending: bit order is code order is name order.
+    frequent = {(k,): n for k, n in enumerate(singles["basket_count"].to_list())}
+    found = dict(frequent)
+    for size in range(2, max_size + 1):
+        candidates = _candidates(sorted(frequent), size)
+        if not candidates:
+            break
+        counts = _contained_weight(mask, weight, np.array([sum(1 << k for k in c) for c in candidates], dtype=np.uint64))
+        frequent = {c: int(n) for c, n in zip(candidates, counts) if n >= min_count}
+        found.update(frequent)
+    item_names = [names[code] for code in codes]
+    return pl.DataFrame(
+        {"items": [[item_names[k] for k in c] for c in found], "basket_count": list(found.values())},
+        schema={"items": pl.List(pl.String), "basket_count": pl.Int64},
+    )
+
+
+def _candidates(frequent: list[tuple[int, ...]], size: int) -> list[tuple[int, ...]]:
+    """Apriori's candidates of `size` items: two frequent (size-1)-itemsets that differ only in
+    their last item, kept when every (size-1)-subset is frequent."""
+    held = set(frequent)
+    out = []
+    for i, a in enumerate(frequent):
+        for b in frequent[i + 1:]:
+            if a[:-1] != b[:-1]:
+                break
+            candidate = (*a, b[-1])
+            if all(candidate[:k] + candidate[k + 1:] in held for k in range(size - 2)):
+                out.append(candidate)
+    return out
+
+
+def _contained_weight(mask: np.ndarray, weight: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """For each candidate mask, the total weight of the basket masks holding all its bits."""
+    out = np.empty(len(candidates), dtype=np.int64)
+    step = max(1, _MATCH_CHUNK // max(1, len(mask)))
+    for start in range(0, len(candidates), step):
+        chunk = candidates[start:start + step, None]
+        out[start:start + step] = ((mask[None, :] & chunk) == chunk) @ weight
+    return out
 
 
 def _finish(level: str, itemsets: pl.DataFrame, total: int) -> pl.DataFrame:
