@@ -17,7 +17,8 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("dagster", "polars", "deltalake", "duckdb", "pyspark", "pandera"):
+    # pandas: with it installed, pandera imports it in every run (~1 s of a CLI start-up); "-" is what `make setup` gives.
+    for name in ("dagster", "polars", "deltalake", "duckdb", "pyspark", "pandera", "pandas"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:

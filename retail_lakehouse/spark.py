@@ -22,6 +22,7 @@ from dagster_pyspark import LazyPySparkResource
 from pydantic import Field, PrivateAttr
 
 from retail_lakehouse.engine import Engine, Outputs, Rule, Source
+from retail_lakehouse.settings import SettingsError
 from retail_lakehouse.storage import Lakehouse, StagedFile, stored_schema
 
 # What every group returns to the driver, a row per file or frame: an output's rows in a Parquet
@@ -224,8 +225,22 @@ def _group_function(
     return run_group
 
 
+def _require_pandas() -> None:
+    # pyspark's grouped Arrow API (`applyInArrow`, what `map_groups` runs) refuses to start without
+    # pandas, although no pandas code runs; said here, when the definitions load, and not as a
+    # PySparkImportError in the first step of a run.
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        raise SettingsError(
+            "RETAIL_LAKEHOUSE_ENGINE=spark needs pandas, which pyspark's grouped Arrow API checks for: "
+            "pip install -e '.[spark]' (or '.[spark-connect]' for a Spark Connect server)"
+        ) from None
+
+
 def build_spark_engine(
     master: str | None = None, remote: str | dg.EnvVar | None = None, driver_memory: str = "2g", staging: str | None = None
 ) -> SparkEngine:
+    _require_pandas()
     conf = spark_config() if remote else {**spark_config(), **_master_config(master, driver_memory)}
     return SparkEngine(spark=LazyPySparkResource(spark_config=conf), remote=remote, staging=staging)

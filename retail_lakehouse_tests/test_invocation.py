@@ -126,6 +126,21 @@ def test_a_bad_setting_is_refused_when_the_code_location_loads(tmp_path, env, me
     assert _no_tables(tmp_path)
 
 
+def test_the_spark_engine_without_pandas_is_refused_when_the_code_location_loads(tmp_path):
+    # `make setup` installs no pandas, and pyspark's grouped Arrow API will not start without it.
+    # The tests' environment has it (they run the Spark engine), so a package that fails to import
+    # exactly as a missing pandas does stands in for the user's environment.
+    shadow = tmp_path / "without_pandas" / "pandas"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'pandas'\", name='pandas')\n")
+    proc, output = _materialize(tmp_path, "--partition", START.isoformat(), RETAIL_LAKEHOUSE_ENGINE="spark", PYTHONPATH=str(shadow.parent))
+    _assert_refused_in_one_line(proc, output, (
+        "RETAIL_LAKEHOUSE_ENGINE=spark needs pandas, which pyspark's grouped Arrow API checks for: "
+        "pip install -e '.[spark]' (or '.[spark-connect]' for a Spark Connect server)"
+    ))
+    assert _no_tables(tmp_path)
+
+
 def test_settings_refuse_what_the_cli_refuses_and_keep_what_they_accept():
     base = {"RETAIL_LAKEHOUSE_TOKEN_KEY": "k"}
     with pytest.raises(SettingsError, match="must be polars"):
