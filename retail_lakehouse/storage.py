@@ -136,14 +136,28 @@ def _collect(obj: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     raise TypeError(f"expected a polars DataFrame or LazyFrame, got {type(obj).__name__}")
 
 
+# Opening a table replays its JSON commits since the last checkpoint, and a run opens each of its
+# tables several times (exists, version, scan, write). delta-rs checkpoints every 100th commit by
+# default; every 10th keeps the replay short: fact_sales after 39 commits opened in 44 ms from JSON
+# commits alone, 14 ms from a checkpoint. Set when a table is created, or by its next write.
+TABLE_PROPERTIES = {"delta.checkpointInterval": "10"}
+
+
+def _open(uri: str, storage_options: Mapping[str, str] | None) -> DeltaTable:
+    table = DeltaTable(uri, storage_options=_options(storage_options))
+    if any(table.metadata().configuration.get(k) != v for k, v in TABLE_PROPERTIES.items()):
+        table.alter.set_table_properties(TABLE_PROPERTIES)
+    return table
+
+
 def _write(uri: str, frame: pl.DataFrame | pl.LazyFrame, storage_options: Mapping[str, str] | None, **kwargs) -> int:
     """One `write_deltalake`; returns the version it committed. The table is opened once: a write
     given the open table updates it, so asking its version does not replay the log again."""
     frame = _collect(frame)
     try:
-        table = DeltaTable(uri, storage_options=_options(storage_options))
+        table = _open(uri, storage_options)
     except TableNotFoundError:
-        write_deltalake(uri, frame.to_arrow(), storage_options=_options(storage_options), **kwargs)
+        write_deltalake(uri, frame.to_arrow(), storage_options=_options(storage_options), configuration=TABLE_PROPERTIES, **kwargs)
         return 0
     write_deltalake(table, frame.to_arrow(), **kwargs)
     return table.version()
@@ -254,9 +268,9 @@ def commit_staged(
         return table_version(uri, storage_options)
     delta_schema = _delta_schema(schema)
     try:
-        table = DeltaTable(uri, storage_options=_options(storage_options))
+        table = _open(uri, storage_options)
     except TableNotFoundError:
-        table = DeltaTable.create(uri, delta_schema, partition_by=[column], storage_options=_options(storage_options))
+        table = DeltaTable.create(uri, delta_schema, partition_by=[column], storage_options=_options(storage_options), configuration=TABLE_PROPERTIES)
     want, have = [(f.name, f.type) for f in delta_schema.fields], [(f.name, f.type) for f in table.schema().fields]
     if want != have or table.metadata().partition_columns != [column]:
         raise ValueError(f"the staged files do not match the table at {uri}: columns {want} partitioned by {column}, the table {have}")

@@ -12,7 +12,7 @@ import dagster as dg
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
 from retail_lakehouse import storage
 from retail_lakehouse.orchestration import range_tags
@@ -170,6 +170,41 @@ def test_the_io_manager_commits_an_engines_files_of_the_passing_days_and_deletes
     left = {f.name for f in Path(uri).rglob("*.parquet") if re.fullmatch(r"part-[0-9a-f]{32}\.parquet", f.name)}
     assert left <= committed
     assert len(left) == (2 if files_match else 0)
+
+
+@pytest.mark.parametrize("create", ["window", "staged", "whole", "append", "existing"])
+def test_every_table_checkpoints_its_log_every_tenth_commit_and_reads_the_same(tmp_path, create):
+    uri = str(tmp_path / "t")
+    days = (D, D + dt.timedelta(days=1))
+    first = _frame(range(2), "v0")
+    if create == "window":
+        write_window(uri, first, "day", days[0], days[1] + dt.timedelta(days=1))
+    elif create == "staged":
+        storage.commit_staged(uri, _stage(uri, first), pl.Schema({"tag": pl.String, "day": pl.Date}), "day", days[0], days[1] + dt.timedelta(days=1))
+    elif create == "whole":
+        write_whole(uri, first)
+    elif create == "append":
+        storage.append(uri, first)
+    else:
+        # A table created before the property, with delta-rs' defaults: the next write sets it.
+        write_deltalake(uri, first.to_arrow(), partition_by=["day"])
+        assert DeltaTable(uri).metadata().configuration == {}
+        storage.write_days(uri, first.filter(pl.col("day") == days[1]), "day", [days[1]])
+    assert DeltaTable(uri).metadata().configuration == storage.TABLE_PROPERTIES
+    log = Path(uri, "_delta_log")
+    version = DeltaTable(uri).version()
+    # Day 1 rewritten until version 10: the tenth commit (version 9), and only it, wrote a checkpoint.
+    while version < 10:
+        second = pl.DataFrame({"day": [days[1]], "tag": [f"v{version + 1}"]})
+        if create in ("window", "staged", "existing"):
+            version = storage.write_days(uri, second, "day", [days[1]])
+        else:
+            version = write_whole(uri, pl.concat([first.filter(pl.col("day") == days[0]), second]))
+        assert bool(list(log.glob("*.checkpoint.parquet"))) == (version >= 9), version
+    assert [p.name for p in log.glob("*.checkpoint.parquet")] == ["00000000000000000009.checkpoint.parquet"]
+    assert json.loads((log / "_last_checkpoint").read_text())["version"] == 9
+    # Read from the checkpoint and the one commit after it: the rows the writes left.
+    assert sorted(pl.read_delta(uri).select("day", "tag").rows()) == [(D, "v0"), (days[1], "v10")]
 
 
 def test_an_engines_files_with_rows_outside_the_window_are_refused_like_a_frame(tmp_path):
