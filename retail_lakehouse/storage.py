@@ -41,6 +41,12 @@ COLUMN_LINEAGE = "dagster/column_lineage"
 AUDIT_LOG_KEY = dg.AssetKey(["ops", "audit_log"])
 # A failed write's message in the audit log: enough to tell what broke, not a whole traceback.
 AUDIT_MESSAGE_CHARS = 500
+# An input whose definition metadata lists columns under this name is loaded with those columns,
+# once per run and table version, and kept for the run's other such inputs (`Lakehouse.read_shared`):
+# the whole-table analytics read the same year of facts. Up to SHARED_READ_BYTES in all; a larger
+# table is read for each input, as before.
+SHARED_COLUMNS = "shared_columns"
+SHARED_READ_BYTES = 512 * 2**20
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -360,6 +366,8 @@ class Lakehouse(dg.ConfigurableResource):
     _held: contextlib.ExitStack = PrivateAttr(default_factory=contextlib.ExitStack)
     # A run's audit rows, written in one commit when it ends (None outside a run: written at once).
     _pending_audit: list[tuple[str, AuditEntry, dt.datetime]] | None = PrivateAttr(default=None)
+    # A run's shared reads (None outside a run: nothing is kept).
+    _shared: dict[tuple[dg.AssetKey, int], pl.DataFrame] | None = PrivateAttr(default=None)
 
     def table_uri(self, key: dg.AssetKey) -> str:
         raise NotImplementedError
@@ -377,12 +385,14 @@ class Lakehouse(dg.ConfigurableResource):
             what = f"the lakehouse at {lock.parent}"
             self._held.enter_context(lake_lock_for_run(lock, what, context, self.lock_timeout_seconds))
         self._pending_audit = []
+        self._shared = {}
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         # After the last step, failed or not, and still under the run's lock.
         try:
             self._flush_audit(context.instance)
         finally:
+            self._shared = None
             self._held.close()
 
     def storage_options(self, key: dg.AssetKey) -> dict[str, str]:
@@ -440,6 +450,20 @@ class Lakehouse(dg.ConfigurableResource):
             # Prunes by partition values and file statistics; the reader still filters the rows.
             predicate = window_predicate(column, first, end) if column is not None else None
             return table.file_uris(file_pruning_predicate=predicate)
+
+    def read_shared(self, key: dg.AssetKey, columns: Sequence[str]) -> pl.DataFrame:
+        """The table's `columns`. In a run, read once per table version and kept for the run's
+        other steps, while what is kept stays under SHARED_READ_BYTES."""
+        if self._shared is None:
+            return self.scan(key).select(columns).collect()
+        version = self.version(key)
+        kept = self._shared.get((key, version))
+        if kept is not None and set(columns) <= set(kept.columns):
+            return kept.select(columns)
+        frame = self.scan(key).select(columns).collect()
+        if version is not None and frame.estimated_size() + sum(f.estimated_size() for f in self._shared.values()) <= SHARED_READ_BYTES:
+            self._shared[(key, version)] = frame
+        return frame
 
     def read(self, key: dg.AssetKey) -> pl.DataFrame:
         with self.storage_errors(key, "reading"):
@@ -681,4 +705,7 @@ class DeltaIOManager(dg.ConfigurableIOManager):
         if column and context.has_asset_partitions:
             first, end = window_dates(context.asset_partitions_time_window)
             return self.lake.scan(key, column, first, end)
+        shared = (context.definition_metadata or {}).get(SHARED_COLUMNS)
+        if shared:
+            return self.lake.read_shared(key, shared).lazy()
         return self.lake.scan(key)

@@ -207,6 +207,43 @@ def test_every_table_checkpoints_its_log_every_tenth_commit_and_reads_the_same(t
     assert sorted(pl.read_delta(uri).select("day", "tag").rows()) == [(D, "v0"), (days[1], "v10")]
 
 
+def test_a_shared_read_is_read_once_per_run_and_table_version(tmp_path, monkeypatch):
+    lake = LocalLakehouse(root=str(tmp_path))
+    key = dg.AssetKey(["gold", "t"])
+    lake.write_whole(key, pl.DataFrame({"a": [1, 2], "b": ["x", "y"], "c": [0.5, 1.5]}))
+    scans = []
+    real_scan = LocalLakehouse.scan
+    monkeypatch.setattr(LocalLakehouse, "scan", lambda self, k, *a: scans.append(k) or real_scan(self, k, *a))
+
+    def read(columns):
+        got = lake.read_shared(key, columns)
+        assert_frame_equal(got, pl.read_delta(lake.table_uri(key)).select(columns))
+        return got
+
+    # Outside a run nothing is kept.
+    read(["a", "b"]), read(["a", "b"])
+    assert len(scans) == 2
+    lake.setup_for_execution(dg.build_init_resource_context())
+    read(["a", "b"]), read(["b"]), read(["a"])
+    assert len(scans) == 3
+    # A column not read before, then a new version of the table: read again.
+    read(["c"])
+    assert len(scans) == 4
+    lake.write_whole(key, pl.DataFrame({"a": [3], "b": ["z"], "c": [2.5]}))
+    assert read(["c"]).rows() == [(2.5,)]
+    read(["c"])
+    assert len(scans) == 5
+    # Past the size bound, each read is a scan.
+    monkeypatch.setattr(storage, "SHARED_READ_BYTES", 0)
+    lake.write_whole(key, pl.DataFrame({"a": [4], "b": ["w"], "c": [3.5]}))
+    read(["a"]), read(["a"])
+    assert len(scans) == 7
+    lake.teardown_after_execution(dg.build_init_resource_context())
+    monkeypatch.setattr(storage, "SHARED_READ_BYTES", 2**30)
+    read(["a"]), read(["a"])
+    assert len(scans) == 9
+
+
 def test_an_engines_files_with_rows_outside_the_window_are_refused_like_a_frame(tmp_path):
     lake = LocalLakehouse(root=str(tmp_path))
     key = dg.AssetKey(["gold", "t"])

@@ -23,7 +23,7 @@ from retail_lakehouse.quality.freshness import freshness_policy
 from retail_lakehouse.quality.policy import check_specs_for
 from retail_lakehouse.specs import asset_attrs
 from retail_lakehouse.partitions import days_in, window_dates
-from retail_lakehouse.storage import Audited, AuditEntry, Lakehouse, StagedFile
+from retail_lakehouse.storage import SHARED_COLUMNS, Audited, AuditEntry, Lakehouse, StagedFile
 
 FACT_SALES = dg.AssetKey(["gold", "fact_sales"])
 SILVER_SALES = dg.AssetKey(["silver", "sales"])
@@ -65,6 +65,19 @@ FACT_PAYMENT_PREVIEW = ("payment_id", "order_id", "payment_type", "card_brand", 
 def _newest(frame: pl.DataFrame, day_column: str) -> pl.DataFrame:
     """The rows of the newest day in `frame`."""
     return frame.filter(pl.col(day_column) == pl.col(day_column).max())
+
+
+# The whole-table analytics read the same tables, a few columns each: their inputs name the columns
+# all of them read, which the I/O manager loads once per run and table version.
+_ANALYTICS_READS = (
+    basket.BASKET_READS, churn.CHURN_READS, forecast.FORECAST_READS, pricing.PRICING_READS, CUSTOMER_360_READS, star.CLV_READS, star.RETURNS_READS,
+)
+_ANALYTICS_TABLES = {"fact_sales": ("gold", "fact_sales"), "dim_product": ("gold", "dim_product"), "dim_customer": ("gold", "dim_customer"), "loyalty": ("silver", "loyalty")}
+
+
+def _shared_in(table: str) -> dg.AssetIn:
+    columns = sorted(set().union(*(reads[table] for reads in _ANALYTICS_READS if table in reads)))
+    return dg.AssetIn(list(_ANALYTICS_TABLES[table]), metadata={SHARED_COLUMNS: columns})
 
 
 def _reads(inputs: dict[str, pl.LazyFrame], reads: dict[str, tuple[str, ...]]) -> dict[str, pl.DataFrame]:
@@ -256,7 +269,7 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
 
     @dg.asset(
         **checked("customer_lifetime_value"),
-        ins={"facts": dg.AssetIn(["gold", "fact_sales"]), "dim_customer": dg.AssetIn(["gold", "dim_customer"])},
+        ins={"facts": _shared_in("fact_sales"), "dim_customer": _shared_in("dim_customer")},
         **_COMMON,
     )
     def customer_lifetime_value(context: dg.AssetExecutionContext, facts: pl.LazyFrame, dim_customer: pl.LazyFrame):
@@ -267,7 +280,7 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
 
     @dg.asset(
         **checked("product_return_analysis"),
-        ins={"facts": dg.AssetIn(["gold", "fact_sales"]), "dim_product": dg.AssetIn(["gold", "dim_product"])},
+        ins={"facts": _shared_in("fact_sales"), "dim_product": _shared_in("dim_product")},
         **_COMMON,
     )
     def product_return_analysis(context: dg.AssetExecutionContext, facts: pl.LazyFrame, dim_product: pl.LazyFrame):
@@ -279,10 +292,10 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
     @dg.asset(
         **checked("customer_360"),
         ins={
-            "dim_customer": dg.AssetIn(["gold", "dim_customer"]),
-            "facts": dg.AssetIn(["gold", "fact_sales"]),
-            "dim_product": dg.AssetIn(["gold", "dim_product"]),
-            "loyalty": dg.AssetIn(["silver", "loyalty"]),
+            "dim_customer": _shared_in("dim_customer"),
+            "facts": _shared_in("fact_sales"),
+            "dim_product": _shared_in("dim_product"),
+            "loyalty": _shared_in("loyalty"),
         },
         **_COMMON,
     )
@@ -292,7 +305,7 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
         frame = build_customer_360(**_reads(inputs, CUSTOMER_360_READS))
         yield from publish(context, "customer_360", frame)
 
-    facts_and_products = {"facts": dg.AssetIn(["gold", "fact_sales"]), "dim_product": dg.AssetIn(["gold", "dim_product"])}
+    facts_and_products = {"facts": _shared_in("fact_sales"), "dim_product": _shared_in("dim_product")}
 
     @dg.asset(**checked("frequent_itemsets"), ins=facts_and_products, **_COMMON)
     def frequent_itemsets(context: dg.AssetExecutionContext, config: BasketConfig, facts: pl.LazyFrame, dim_product: pl.LazyFrame):
@@ -344,7 +357,7 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition, start_date: dt.da
 
     @dg.asset(
         **checked("customer_churn_risk"),
-        ins={"facts": dg.AssetIn(["gold", "fact_sales"]), "dim_customer": dg.AssetIn(["gold", "dim_customer"])},
+        ins={"facts": _shared_in("fact_sales"), "dim_customer": _shared_in("dim_customer")},
         **_COMMON,
     )
     def customer_churn_risk(context: dg.AssetExecutionContext, facts: pl.LazyFrame, dim_customer: pl.LazyFrame):
