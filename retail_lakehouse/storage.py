@@ -367,7 +367,7 @@ class Lakehouse(dg.ConfigurableResource):
     # A run's audit rows, written in one commit when it ends (None outside a run: written at once).
     _pending_audit: list[tuple[str, AuditEntry, dt.datetime]] | None = PrivateAttr(default=None)
     # A run's shared reads (None outside a run: nothing is kept).
-    _shared: dict[tuple[dg.AssetKey, int], pl.DataFrame] | None = PrivateAttr(default=None)
+    _shared: dict[tuple, pl.DataFrame] | None = PrivateAttr(default=None)
 
     def table_uri(self, key: dg.AssetKey) -> str:
         raise NotImplementedError
@@ -451,18 +451,21 @@ class Lakehouse(dg.ConfigurableResource):
             predicate = window_predicate(column, first, end) if column is not None else None
             return table.file_uris(file_pruning_predicate=predicate)
 
-    def read_shared(self, key: dg.AssetKey, columns: Sequence[str]) -> pl.DataFrame:
-        """The table's `columns`. In a run, read once per table version and kept for the run's
-        other steps, while what is kept stays under SHARED_READ_BYTES."""
+    def read_shared(
+        self, key: dg.AssetKey, columns: Sequence[str], column: str | None = None, first: dt.date | None = None, end: dt.date | None = None
+    ) -> pl.DataFrame:
+        """The table's `columns` (of `[first, end)` of `column`, when given). In a run, read once per
+        table version and window and kept for the run's other steps, while what is kept stays
+        under SHARED_READ_BYTES."""
         if self._shared is None:
-            return self.scan(key).select(columns).collect()
-        version = self.version(key)
-        kept = self._shared.get((key, version))
+            return self.scan(key, column, first, end).select(columns).collect()
+        at = (key, self.version(key), column, first, end)
+        kept = self._shared.get(at)
         if kept is not None and set(columns) <= set(kept.columns):
             return kept.select(columns)
-        frame = self.scan(key).select(columns).collect()
-        if version is not None and frame.estimated_size() + sum(f.estimated_size() for f in self._shared.values()) <= SHARED_READ_BYTES:
-            self._shared[(key, version)] = frame
+        frame = self.scan(key, column, first, end).select(columns).collect()
+        if frame.estimated_size() + sum(f.estimated_size() for f in self._shared.values()) <= SHARED_READ_BYTES:
+            self._shared[at] = frame
         return frame
 
     def read(self, key: dg.AssetKey) -> pl.DataFrame:
@@ -702,10 +705,8 @@ class DeltaIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> pl.LazyFrame:
         key = context.asset_key
         column = (context.upstream_output.definition_metadata or {}).get(PARTITION_COLUMN)
-        if column and context.has_asset_partitions:
-            first, end = window_dates(context.asset_partitions_time_window)
-            return self.lake.scan(key, column, first, end)
+        where = (column, *window_dates(context.asset_partitions_time_window)) if column and context.has_asset_partitions else ()
         shared = (context.definition_metadata or {}).get(SHARED_COLUMNS)
         if shared:
-            return self.lake.read_shared(key, shared).lazy()
-        return self.lake.scan(key)
+            return self.lake.read_shared(key, shared, *where).lazy()
+        return self.lake.scan(key, *where)

@@ -244,6 +244,22 @@ def test_a_shared_read_is_read_once_per_run_and_table_version(tmp_path, monkeypa
     assert len(scans) == 9
 
 
+def test_a_shared_read_of_a_window_is_kept_per_window(tmp_path):
+    lake = LocalLakehouse(root=str(tmp_path))
+    key = dg.AssetKey(["gold", "daily"])
+    lake.write_window(key, _frame(range(6), "v"), "day", D, D + dt.timedelta(days=6))
+    lake.setup_for_execution(dg.build_init_resource_context())
+    try:
+        for days in (2, 4, 2):
+            window = ("day", D, D + dt.timedelta(days=days))
+            got = lake.read_shared(key, ["day"], *window)
+            assert_frame_equal(got, lake.scan(key, *window).select("day").collect())
+            assert got.height == days
+        assert len(lake._shared) == 2
+    finally:
+        lake.teardown_after_execution(dg.build_init_resource_context())
+
+
 def test_an_engines_files_with_rows_outside_the_window_are_refused_like_a_frame(tmp_path):
     lake = LocalLakehouse(root=str(tmp_path))
     key = dg.AssetKey(["gold", "t"])
