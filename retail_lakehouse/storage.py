@@ -468,6 +468,20 @@ class Lakehouse(dg.ConfigurableResource):
             self._shared[at] = frame
         return frame
 
+    def newest_partition(self, key: dg.AssetKey, column: str) -> dt.date | None:
+        """The newest `column` value of a table partitioned by it, from its log: the partition
+        value of the newest data file that holds rows (a year of facts: ~20 ms, against ~50 ms
+        for the column's max read from the files). None if the table or its rows do not exist."""
+        with self.storage_errors(key, "reading the partitions of"):
+            uri, options = self.table_uri(key), self.storage_options(key)
+            if not table_exists(uri, options):
+                return None
+            files = pl.DataFrame(DeltaTable(uri, storage_options=options or None).get_add_actions(flatten=True))
+            if files.is_empty():
+                return None
+            holding = files.filter(pl.col("num_records").is_null() | (pl.col("num_records") > 0))
+            return holding.get_column(f"partition.{column}").max()
+
     def read(self, key: dg.AssetKey) -> pl.DataFrame:
         with self.storage_errors(key, "reading"):
             return self.scan(key).collect()

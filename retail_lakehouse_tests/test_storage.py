@@ -244,6 +244,23 @@ def test_a_shared_read_is_read_once_per_run_and_table_version(tmp_path, monkeypa
     assert len(scans) == 9
 
 
+def test_the_newest_partition_from_the_log_is_the_newest_day_with_rows(tmp_path):
+    lake = LocalLakehouse(root=str(tmp_path))
+    key = dg.AssetKey(["gold", "daily"])
+    assert lake.newest_partition(key, "day") is None
+
+    def newest_read():
+        return lake.scan(key).select(pl.col("day").max()).collect().item()
+
+    lake.write_window(key, _frame(range(6), "v"), "day", D, D + dt.timedelta(days=6))
+    assert lake.newest_partition(key, "day") == newest_read() == D + dt.timedelta(days=5)
+    # The last two days rewritten with rows for the first of them only: the other's files are removed.
+    lake.write_window(key, _frame(range(4, 5), "w"), "day", D + dt.timedelta(days=4), D + dt.timedelta(days=6))
+    assert lake.newest_partition(key, "day") == newest_read() == D + dt.timedelta(days=4)
+    lake.write_window(key, _frame(range(0), "x"), "day", D, D + dt.timedelta(days=6))
+    assert lake.newest_partition(key, "day") is None and newest_read() is None
+
+
 def test_a_shared_read_of_a_window_is_kept_per_window(tmp_path):
     lake = LocalLakehouse(root=str(tmp_path))
     key = dg.AssetKey(["gold", "daily"])

@@ -8,7 +8,6 @@ import datetime as dt
 from collections.abc import Callable
 
 import dagster as dg
-import polars as pl
 
 from retail_lakehouse.quality import policy as p
 from retail_lakehouse.quality.checks import partition_freshness_result
@@ -36,8 +35,7 @@ def _freshness_check(path: tuple[str, ...], column: str, now: Callable[[], dt.da
 
     @dg.asset_check(asset=key, name=declared.name, blocking=declared.blocking, description=declared.description)
     def _fresh(lake: Lakehouse) -> dg.AssetCheckResult:
-        newest = lake.scan(key).select(pl.col(column).max()).collect().item() if lake.exists(key) else None
-        return partition_freshness_result(path, newest, now())
+        return partition_freshness_result(path, lake.newest_partition(key, column), now())
 
     return _fresh
 
