@@ -180,7 +180,8 @@ def test_every_table_checkpoints_its_log_every_tenth_commit_and_reads_the_same(t
     if create == "window":
         write_window(uri, first, "day", days[0], days[1] + dt.timedelta(days=1))
     elif create == "staged":
-        storage.commit_staged(uri, _stage(uri, first), pl.Schema({"tag": pl.String, "day": pl.Date}), "day", days[0], days[1] + dt.timedelta(days=1))
+        committed = storage.commit_staged(uri, _stage(uri, first), pl.Schema({"tag": pl.String, "day": pl.Date}), "day", days[0], days[1] + dt.timedelta(days=1))
+        assert committed == DeltaTable(uri).version() == 1  # created, then committed
     elif create == "whole":
         write_whole(uri, first)
     elif create == "append":
