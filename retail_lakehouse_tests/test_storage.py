@@ -6,6 +6,7 @@ import os
 import re
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -243,6 +244,26 @@ def test_a_shared_read_is_read_once_per_run_and_table_version(tmp_path, monkeypa
     monkeypatch.setattr(storage, "SHARED_READ_BYTES", 2**30)
     read(["a"]), read(["a"])
     assert len(scans) == 9
+
+
+def test_a_run_keeps_its_open_tables_current_on_its_own_thread_only(tmp_path):
+    lake = LocalLakehouse(root=str(tmp_path))
+    key = dg.AssetKey(["gold", "daily"])
+    uri = lake.table_uri(key)
+    lake.write_window(key, _frame(range(2), "v0"), "day", D, D + dt.timedelta(days=2))
+    lake.setup_for_execution(dg.build_init_resource_context())
+    try:
+        kept = storage._table(uri)
+        assert storage._table(uri) is kept
+        # A commit by another writer (a fresh table object, as another process would open) is seen.
+        write_deltalake(DeltaTable(uri), _frame(range(1), "other").to_arrow(), mode="overwrite", predicate=f"day = '{D.isoformat()}'")
+        assert lake.version(key) == 1 and storage._table(uri) is kept
+        assert sorted(lake.read(key)["tag"]) == ["other", "v0"]
+        with ThreadPoolExecutor(1) as pool:
+            assert pool.submit(storage._table, uri).result() is not kept
+    finally:
+        lake.teardown_after_execution(dg.build_init_resource_context())
+    assert storage._table(uri) is not kept
 
 
 def test_the_newest_partition_from_the_log_is_the_newest_day_with_rows(tmp_path):
