@@ -209,41 +209,43 @@ def test_every_table_checkpoints_its_log_every_tenth_commit_and_reads_the_same(t
     assert sorted(pl.read_delta(uri).select("day", "tag").rows()) == [(D, "v0"), (days[1], "v10")]
 
 
+def _kept(lf: pl.LazyFrame) -> bool:
+    """Whether a lazy frame is over rows in memory (a kept read) rather than over the table's files."""
+    plan = lf.explain()
+    assert plan.startswith(("DF [", "Parquet SCAN")), plan
+    return plan.startswith("DF [")
+
+
 def test_a_shared_read_is_read_once_per_run_and_table_version(tmp_path, monkeypatch):
     lake = LocalLakehouse(root=str(tmp_path))
     key = dg.AssetKey(["gold", "t"])
     lake.write_whole(key, pl.DataFrame({"a": [1, 2], "b": ["x", "y"], "c": [0.5, 1.5]}))
-    scans = []
-    real_scan = LocalLakehouse.scan
-    monkeypatch.setattr(LocalLakehouse, "scan", lambda self, k, *a: scans.append(k) or real_scan(self, k, *a))
 
     def read(columns):
-        got = lake.read_shared(key, columns)
-        assert_frame_equal(got, pl.read_delta(lake.table_uri(key)).select(columns))
-        return got
+        lf = lake.read_shared(key, columns)
+        assert_frame_equal(lf.select(columns).collect(), pl.read_delta(lake.table_uri(key)).select(columns))
+        return _kept(lf)
 
-    # Outside a run nothing is kept.
-    read(["a", "b"]), read(["a", "b"])
-    assert len(scans) == 2
+    # Outside a run nothing is kept: the step's own columns are read from the files.
+    assert not read(["a", "b"]) and lake._shared is None
     lake.setup_for_execution(dg.build_init_resource_context())
-    read(["a", "b"]), read(["b"]), read(["a"])
-    assert len(scans) == 3
-    # A column not read before, then a new version of the table: read again.
-    read(["c"])
-    assert len(scans) == 4
-    lake.write_whole(key, pl.DataFrame({"a": [3], "b": ["z"], "c": [2.5]}))
-    assert read(["c"]).rows() == [(2.5,)]
-    read(["c"])
-    assert len(scans) == 5
-    # Past the size bound, each read is a scan.
-    monkeypatch.setattr(storage, "SHARED_READ_BYTES", 0)
-    lake.write_whole(key, pl.DataFrame({"a": [4], "b": ["w"], "c": [3.5]}))
-    read(["a"]), read(["a"])
-    assert len(scans) == 7
-    lake.teardown_after_execution(dg.build_init_resource_context())
-    monkeypatch.setattr(storage, "SHARED_READ_BYTES", 2**30)
-    read(["a"]), read(["a"])
-    assert len(scans) == 9
+    try:
+        assert [read(["a", "b"]), read(["b"]), read(["a"])] == [True, True, True]
+        held = dict(lake._shared)
+        assert len(held) == 1 and list(held.values())[0].columns == ["a", "b"]
+        # The kept frame serves the later reads: the same object, not a second read.
+        read(["a"])
+        assert lake._shared == held and all(lake._shared[k] is v for k, v in held.items())
+        # A new version of the table is read again.
+        lake.write_whole(key, pl.DataFrame({"a": [3], "b": ["z"], "c": [2.5]}))
+        assert read(["c"]) and len(lake._shared) == 2
+        # Columns that would take what is kept past the bound are left to each step's own read.
+        monkeypatch.setattr(storage, "SHARED_READ_BYTES", sum(f.estimated_size() for f in lake._shared.values()) + 100)
+        lake.write_whole(key, pl.DataFrame({"a": range(10), "b": ["w"] * 10, "c": [3.5] * 10}))
+        assert not read(["a", "b", "c"]) and len(lake._shared) == 2
+    finally:
+        lake.teardown_after_execution(dg.build_init_resource_context())
+    assert lake._shared is None
 
 
 def test_a_run_keeps_its_open_tables_current_on_its_own_thread_only(tmp_path):
@@ -292,8 +294,9 @@ def test_a_shared_read_of_a_window_is_kept_per_window(tmp_path):
         for days in (2, 4, 2):
             window = ("day", D, D + dt.timedelta(days=days))
             got = lake.read_shared(key, ["day"], *window)
-            assert_frame_equal(got, lake.scan(key, *window).select("day").collect())
-            assert got.height == days
+            assert _kept(got)
+            assert_frame_equal(got.collect(), lake.scan(key, *window).select("day").collect())
+            assert got.collect().height == days
         assert len(lake._shared) == 2
     finally:
         lake.teardown_after_execution(dg.build_init_resource_context())
