@@ -72,7 +72,7 @@ def _level_itemsets(level: str, rows: pl.DataFrame, min_support: float, max_size
     held = rows
     columns = ["i0"]
     for size in range(1, max_size + 1):
-        counts = held.group_by(columns).agg(pl.len().alias("basket_count")).filter(pl.col("basket_count") >= min_count)
+        counts = singles if size == 1 else held.group_by(columns).agg(pl.len().alias("basket_count")).filter(pl.col("basket_count") >= min_count)
         if counts.is_empty():
             break
         decoded = pl.concat_list(pl.lit(names).gather(pl.col(c)) for c in columns)
