@@ -48,13 +48,7 @@ def _call(fn, *args, **optional):
 
 def run(landing: Path, out: Path, first: dt.date, last: dt.date, key: bytes) -> dict[str, int]:
     from retail_lakehouse.bronze import transforms
-    from retail_lakehouse.bronze.transforms import (
-        MalformedDrop,
-        bronze_table,
-        read_csv_drop,
-        read_jsonl_drop,
-        tokenize_cards,
-    )
+    from retail_lakehouse.bronze.transforms import MalformedDrop, bronze_table, tokenize_cards
     from retail_lakehouse.gold import basket, churn, forecast, pricing, star
     from retail_lakehouse.gold.customer360 import build_customer_360
     from retail_lakehouse.gold.positions import POS_EVENT_SCHEMA, positions, sales_windows_5min
@@ -63,8 +57,11 @@ def run(landing: Path, out: Path, first: dt.date, last: dt.date, key: bytes) -> 
 
     now = dt.datetime.now(dt.timezone.utc)
     written: dict[str, int] = {}
-    # Older snapshots of the project parsed one drop at a time.
+    # Older snapshots of the project parsed one drop at a time, and masked and numbered each file
+    # as it was parsed, where bronze_table now does it for all of them (parse_*_drop).
     parse_threads = getattr(transforms, "PARSE_THREADS", 1)
+    read_csv_drop = getattr(transforms, "parse_csv_drop", transforms.read_csv_drop)
+    read_jsonl_drop = getattr(transforms, "parse_jsonl_drop", transforms.read_jsonl_drop)
 
     def write(layer: str, table: str, frame: pl.DataFrame) -> None:
         folder = out / layer

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from retail_lakehouse.bronze import transforms
-from retail_lakehouse.bronze.transforms import MalformedDrop, read_csv_drop, read_jsonl_drop, bronze_table, tokenize_cards
+from retail_lakehouse.bronze.transforms import MalformedDrop, bronze_table, parse_csv_drop, read_csv_drop, read_jsonl_drop, tokenize_cards
 from retail_lakehouse.landing import POS_COLUMNS, SOURCE_COLUMNS, Drop
 
 COLS = ("a", "b", "c")
@@ -76,9 +76,9 @@ def test_card_number_becomes_keyed_token_and_last_four_digits():
 def test_lineage_columns_follow_the_source_columns_and_each_row_names_its_own_file():
     at = dt.datetime(2026, 9, 2, 1, tzinfo=dt.timezone.utc)
     drops = [
-        (read_csv_drop(b"a,b,c\n1,2,3\n4,5,6\n", COLS), "x/x_20260901_230000.csv", dt.date(2026, 9, 1)),
-        (read_csv_drop(b"a,b,c\n", COLS), "x/x_20260902_230000.csv", dt.date(2026, 9, 2)),  # header only
-        (read_csv_drop(b"a,b,c\n7,8,9\n", COLS), "x/x_20260903_230000.csv", dt.date(2026, 9, 3)),
+        (parse_csv_drop(b"a,b,c\n1,2,3\n4,5,6\n", COLS), "x/x_20260901_230000.csv", dt.date(2026, 9, 1)),
+        (parse_csv_drop(b"a,b,c\n", COLS), "x/x_20260902_230000.csv", dt.date(2026, 9, 2)),  # header only
+        (parse_csv_drop(b"a,b,c\n7,8,9\n", COLS), "x/x_20260903_230000.csv", dt.date(2026, 9, 3)),
     ]
     out = bronze_table(drops, COLS, at)
     assert out.columns == ["a", "b", "c", "_source_file", "_row_number", "_ingested_at", "drop_date"]
@@ -90,6 +90,32 @@ def test_lineage_columns_follow_the_source_columns_and_each_row_names_its_own_fi
     assert bronze_table(drops[1:2], COLS, at).schema == bronze_table([], COLS, at).schema
     # A window with no rows has the very schema a loaded one has, so either can be written.
     assert bronze_table([], COLS, at).schema == out.schema
+
+
+def test_a_month_of_parsed_drops_is_masked_and_numbered_as_each_file_alone_would_be():
+    # The referee: each file through read_csv_drop (masked and numbered on its own), then
+    # concatenated. bronze_table masks and numbers the parsed files of a month at once.
+    rng = random.Random(7)
+    cards = ["4111 1111 1111 1111", "5500-0000-0000-0004", "4012888888881881"]
+    files = []
+    for day in range(1, 6):
+        lines = ["payment_id,card_number,note"]
+        for i in range(rng.randint(0, 4)):
+            note = rng.choice(["", "paid", f"call back {rng.choice(cards)} tomorrow", f"ref LOY-{day:02d}{i}"])
+            lines.append(f"P{day}{i},{rng.choice(cards)},{note}")
+        files.append(("\n".join(lines) + "\n").encode())
+    cols = ("payment_id", "card_number", "note")
+    at = dt.datetime(2026, 9, 6, tzinfo=dt.timezone.utc)
+    names = [(f"p/p_2026090{d}_230000.csv", dt.date(2026, 9, d)) for d in range(1, 6)]
+    out = bronze_table([(parse_csv_drop(f, cols), n, d) for f, (n, d) in zip(files, names)], cols, at)
+    each = [read_csv_drop(f, cols).with_columns(_source_file=pl.lit(n), drop_date=pl.lit(d)) for f, (n, d) in zip(files, names)]
+    referee = pl.concat(each).select(*cols, *transforms.LINEAGE_COLUMNS[:2], pl.lit(at).alias("_ingested_at"), "drop_date")
+    assert out.select(pl.exclude("_ingested_at")).equals(referee.select(pl.exclude("_ingested_at")))
+    assert out.height == sum(f.count(b"\n") - 1 for f in files)
+    # The tokenized column is left for tokenize_cards; no other holds a card number.
+    assert out["card_number"].str.contains(r"\d{4}[ -]?\d{4}").all()
+    assert not out["note"].str.contains(r"\d{4}[ -]?\d{4}[ -]?\d{4}").any()
+    assert out["note"].str.contains("[card ####", literal=True).any()
 
 
 def test_pos_batch_values_are_kept_as_text_and_bad_json_is_rejected():

@@ -19,9 +19,10 @@ from retail_lakehouse.bronze.transforms import (
     CARD_MASK_PREFIX,
     PARSE_THREADS,
     MalformedDrop,
+    Parsed,
     bronze_table,
-    read_csv_drop,
-    read_jsonl_drop,
+    parse_csv_drop,
+    parse_jsonl_drop,
     safe_text,
     tokenize_cards,
 )
@@ -71,8 +72,9 @@ def _remember(key: tuple[str, str, str] | None, reason: str) -> None:
             _VERDICTS.popitem(last=False)
 
 
-def parse_drop(landing: LandingZone, drop: Drop) -> pl.DataFrame:
-    """One drop as text columns, card numbers masked; raises MalformedDrop if it cannot be loaded.
+def parse_drop(landing: LandingZone, drop: Drop) -> Parsed:
+    """One drop as text columns, card numbers NOT yet masked (`bronze_table` masks them); raises
+    MalformedDrop if it cannot be loaded.
 
     Whatever breaks the parser on this file's bytes rejects this file only. Reading it is outside:
     a storage outage is not the file's fault, and the retry policy handles it.
@@ -84,9 +86,9 @@ def parse_drop(landing: LandingZone, drop: Drop) -> pl.DataFrame:
     data = landing.read(drop)
     try:
         if drop.source == "pos_events":
-            frame = read_jsonl_drop(data, POS_COLUMNS)
+            frame = parse_jsonl_drop(data, POS_COLUMNS)
         else:
-            frame = read_csv_drop(data, SOURCE_COLUMNS[drop.source])
+            frame = parse_csv_drop(data, SOURCE_COLUMNS[drop.source])
     except MalformedDrop as e:
         _remember(key, e.reason)
         raise
@@ -199,7 +201,7 @@ def _unchanged(drops: list[Drop], ingested: dict[dt.date, dict[str, list[str]]])
     }
 
 
-def _parsed(landing: LandingZone, drop: Drop) -> tuple[pl.DataFrame | None, str | None]:
+def _parsed(landing: LandingZone, drop: Drop) -> tuple[Parsed | None, str | None]:
     """(frame, None) for a drop that loads, (None, reason) for one that is rejected; a storage
     error propagates, as from `parse_drop`."""
     try:
