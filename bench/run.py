@@ -204,9 +204,14 @@ def readme_cli() -> str:
     return "dg" if "dg launch" in section else "dagster"
 
 
-def dagster_cmd(cli: str, first: dt.date, last: dt.date, selection: str) -> list[str]:
+# The virtualenv of every process but those of the Polars engine's rows (`--polars-venv`): the Spark
+# engine (g) needs pandas, which the `spark` extra installs here.
+VENV = ROOT / ".venv"
+
+
+def dagster_cmd(cli: str, first: dt.date, last: dt.date, selection: str, venv: Path = VENV) -> list[str]:
     window = f"{first.isoformat()}...{last.isoformat()}"
-    venv = ROOT / ".venv" / "bin"
+    venv = venv / "bin"
     if cli == "dg":
         return [str(venv / "dg"), "launch", "--assets", selection, "--partition-range", window]
     return [str(venv / "dagster"), "asset", "materialize", "-m", "retail_lakehouse.definitions",
@@ -245,8 +250,8 @@ def plain_env(code: Path) -> dict[str, str]:
     return env
 
 
-def python_cmd(module: str, landing: Path, out: Path, first: dt.date, last: dt.date) -> list[str]:
-    return [str(ROOT / ".venv" / "bin" / "python"), "-m", module, "--landing", str(landing), "--out", str(out),
+def python_cmd(module: str, landing: Path, out: Path, first: dt.date, last: dt.date, venv: Path = VENV) -> list[str]:
+    return [str(venv / "bin" / "python"), "-m", module, "--landing", str(landing), "--out", str(out),
             "--first", first.isoformat(), "--last", last.isoformat()]
 
 
@@ -275,7 +280,7 @@ def snapshot(workdir: Path, head: bool = False) -> Path:
     return code
 
 
-def preflight(code: Path, landing: Path, first: dt.date, workdir: Path, cli: str) -> str | None:
+def preflight(code: Path, landing: Path, first: dt.date, workdir: Path, cli: str, venv: Path = VENV) -> str | None:
     """Why the pipeline does not run from `code`, or None: the backfill CLI over the first two days,
     on a throwaway instance and lakehouse (others may be mid-edit; a broken tree fails here, in
     seconds, rather than after the first long round)."""
@@ -283,15 +288,24 @@ def preflight(code: Path, landing: Path, first: dt.date, workdir: Path, cli: str
     shutil.rmtree(probe, ignore_errors=True)
     home = fresh_instance(probe, code)
     env = dagster_env(code, home, landing, probe / "lake", first)
-    check = [str(ROOT / ".venv" / "bin" / "python"), "-c", "import retail_lakehouse; print(retail_lakehouse.__file__)"]
+    check = [str(venv / "bin" / "python"), "-c", "import retail_lakehouse; print(retail_lakehouse.__file__)"]
     done = subprocess.run(check, env=env, cwd=code, capture_output=True, text=True)
     if done.returncode != 0 or not done.stdout.strip().startswith(str(code)):
         return f"retail_lakehouse imports from {done.stdout.strip() or '?'}, not from the snapshot {code}"
-    m = timed(dagster_cmd(cli, first, first + dt.timedelta(days=1), SELECTION), env, probe / "logs", 900, code)
+    m = timed(dagster_cmd(cli, first, first + dt.timedelta(days=1), SELECTION, venv), env, probe / "logs", 900, code)
     if not m.ok:
         return m.error
     shutil.rmtree(probe, ignore_errors=True)
     return None
+
+
+def _venv_note(venv: Path) -> str:
+    """`.venv-bench` (pandas -): the virtualenv, and the pandas version it holds, whose presence
+    costs every CLI run ~1 s of start-up (pandera imports it)."""
+    ask = "from importlib.metadata import version\ntry: print(version('pandas'))\nexcept Exception: print('-')"
+    found = subprocess.run([str(venv / "bin" / "python"), "-c", ask], capture_output=True, text=True).stdout.strip() or "?"
+    name = venv.relative_to(ROOT) if venv.is_relative_to(ROOT) else venv
+    return f"`{name}` (pandas {found})"
 
 
 def git_state() -> str:
@@ -353,6 +367,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="(b): 5 clean records per file with dimensions whole (b), every file cut (b_all), or both")
     parser.add_argument("--cli", choices=("auto", "dagster", "dg"), default="auto",
                         help="backfill command: auto = the README's (`dagster asset materialize` or `dg launch`)")
+    parser.add_argument("--polars-venv", type=Path, default=VENV,
+                        help="virtualenv of the Polars engine's rows (a), (b), (c) and (d); the others run in "
+                        ".venv, where the Spark engine finds pandas. make bench: .venv-bench, the project "
+                        "without extras, as make setup installs it (no pandas)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "data" / "bench",
                         help="drops and per-run instances/lakehouses (default data/bench; e.g. a tmp dir)")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "data" / "bench",
@@ -379,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     if "c" in impls and "a" not in impls:
         parser.error("c runs on the instance (a) leaves: include a")
     cli = readme_cli() if args.cli == "auto" else args.cli
+    polars_venv = args.polars_venv.absolute()
+    if not (polars_venv / "bin" / "python").exists():
+        parser.error(f"--polars-venv {polars_venv}: no virtualenv there (make bench creates .venv-bench)")
 
     from bench import report
 
@@ -397,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     landing = generate(workdir, code, args.scale, args.days, first, args.seed)
     if any(i in impls for i in ("a", "b", "b_all", "g")):
         for attempt in range(1, 6):
-            problem = preflight(code, landing, first, workdir, cli)
+            problem = preflight(code, landing, first, workdir, cli, polars_venv)
             if problem is None:
                 break
             print(f"preflight {attempt}: the pipeline does not run from {code}: {problem}", file=sys.stderr)
@@ -407,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(30)
             code = snapshot(workdir)
             code_note = f"a snapshot of the working tree taken {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC ({git_state()})"
+    code_note += f"; (a)-(d) in {_venv_note(polars_venv)}, (e)-(g) in {_venv_note(VENV)}"
     landings = {"a": landing, "c": landing, "d": landing, "e": landing, "f": landing, "g": landing}
     if "b" in impls:
         landings["b"] = cut_copy(landing, "dims-whole")
@@ -439,18 +461,18 @@ def main(argv: list[str] | None = None) -> int:
                     env = dagster_env(code, home, landings[impl], run_dir / "lake", first)
                     if impl == "g":
                         env["RETAIL_LAKEHOUSE_ENGINE"] = "spark"
-                    cmd = dagster_cmd(cli, first, last, SELECTION)
+                    cmd = dagster_cmd(cli, first, last, SELECTION, VENV if impl == "g" else polars_venv)
                     agg_path = run_dir / "lake" / "gold" / "agg_daily_sales"
                 elif impl == "c":
                     if not results["a"].rounds or not results["a"].rounds[-1].ok:
                         print(f"  round {r} c: skipped, (a) failed")
                         continue
                     env = dagster_env(code, run_dir / "dagster_home", landing, run_dir / "lake", first)
-                    cmd = dagster_cmd(cli, daily_first, last, SELECTION)
+                    cmd = dagster_cmd(cli, daily_first, last, SELECTION, polars_venv)
                     agg_path = run_dir / "lake" / "gold" / "agg_daily_sales"
                 else:
                     module = {"d": "bench.lower_bound", "e": "bench.peers_duckdb", "f": "bench.peers_pyspark"}[impl]
-                    cmd = python_cmd(module, landing, run_dir / "out", first, last)
+                    cmd = python_cmd(module, landing, run_dir / "out", first, last, polars_venv if impl == "d" else VENV)
                     env = plain_env(code)
                     agg_path = run_dir / "out" / "gold" / ("agg_daily_sales.parquet" if impl == "d" else "agg_daily_sales")
                 m = timed(cmd, env, log_dir, args.timeout, code)
