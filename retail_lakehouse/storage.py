@@ -486,13 +486,14 @@ class Lakehouse(dg.ConfigurableResource):
         """The table (`[first, end)` of `column`, when given), lazily. In a run, its `columns` are
         read once per table version and window and kept for the run's other steps, unless they
         would take what is kept past SHARED_READ_BYTES: then each step reads its own columns."""
-        scan = self.scan(key, column, first, end)
         if self._shared is None:
-            return scan
+            return self.scan(key, column, first, end)
         at = (key, self.version(key), column, first, end)
         kept = self._shared.get(at)
         if kept is not None and set(columns) <= set(kept.columns):
             return kept.lazy()
+        # Planned only on a miss: a scan lists the table's files (those of its window).
+        scan = self.scan(key, column, first, end)
         held = sum(f.estimated_size() for f in self._shared.values())
         if held + self._rows(key) * len(columns) * SHARED_BYTES_PER_VALUE > SHARED_READ_BYTES:
             return scan
